@@ -1,0 +1,266 @@
+package catalog_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lro-cancel/lro_cancel/internal/catalog"
+)
+
+type recognizeCase struct {
+	name             string
+	host, httpMethod string
+	path             string
+	kind             catalog.Kind
+	id               string // Listed only
+	service          string
+	operation        string
+	vars             []catalog.Var // checked when not nil
+}
+
+func runRecognize(t *testing.T, c *catalog.Catalog, tests []recognizeCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.Recognize(tt.host, tt.httpMethod, tt.path)
+			id := ""
+			if r.Method != nil {
+				id = r.Method.ID
+			}
+			if r.Kind != tt.kind || id != tt.id || r.Service != tt.service || r.Operation != tt.operation {
+				t.Errorf("Recognize(%q, %s, %q) = %v id %q service %q operation %q, want %v id %q service %q operation %q",
+					tt.host, tt.httpMethod, tt.path, r.Kind, id, r.Service, r.Operation, tt.kind, tt.id, tt.service, tt.operation)
+			}
+			if tt.vars != nil && !slices.Equal(r.Vars, tt.vars) {
+				t.Errorf("Vars = %q, want %q", r.Vars, tt.vars)
+			}
+		})
+	}
+}
+
+const (
+	vault  = "vault.googleapis.com"
+	vaultC = "vault.operations.cancel"
+)
+
+func TestRecognizeListed(t *testing.T) {
+	runRecognize(t, catalog.Default(), []recognizeCase{
+		{"verb splits at the last colon", vault, "POST", "/v1/operations/a/b:c:cancel",
+			catalog.Listed, vaultC, vault, "operations/a/b:c", []catalog.Var{{Name: "name", Value: "operations/a/b:c"}}},
+		{"androidmanagement device operation", "androidmanagement.googleapis.com", "POST", "/v1/enterprises/e/devices/d/operations/o:cancel",
+			catalog.Listed, "androidmanagement.enterprises.devices.operations.cancel", "androidmanagement.googleapis.com", "enterprises/e/devices/d/operations/o", nil},
+		{"regional endpoint names its API's service", "asia-east1-aiplatform.googleapis.com", "POST", "/v1/projects/p/locations/asia-east1/operations/o:cancel",
+			catalog.Listed, "aiplatform.projects.locations.operations.cancel", "aiplatform.googleapis.com", "projects/p/locations/asia-east1/operations/o", nil},
+		{"mtls host names its API's service", "vault.mtls.googleapis.com", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+		{"datalabeling cancels with GET", "datalabeling.googleapis.com", "GET", "/v1beta1/projects/p/operations/o:cancel",
+			catalog.Listed, "datalabeling.projects.operations.cancel", "datalabeling.googleapis.com", "projects/p/operations/o", nil},
+		{"encoded slash stays encoded in the name", vault, "POST", "/v1/operations/a%2Fb:cancel",
+			catalog.Listed, vaultC, vault, "operations/a%2Fb", []catalog.Var{{Name: "name", Value: "operations/a%2Fb"}}},
+		{"double-encoded slash decodes once", vault, "POST", "/v1/operations/a%252Fb:cancel",
+			catalog.Listed, vaultC, vault, "operations/a%2Fb", nil},
+		{"other escapes decode", vault, "POST", "/v1/operations/a%20b%3Ac:cancel",
+			catalog.Listed, vaultC, vault, "operations/a b:c", nil},
+		{"undecodable name is listed without operation", vault, "POST", "/v1/operations/a%zz:cancel",
+			catalog.Listed, vaultC, vault, "", []catalog.Var{{Name: "name", Value: ""}}},
+		// "**" matches zero segments (google.api.http), so Google routes this to the cancel method.
+		{"bare operations collection matches operations/**", vault, "POST", "/v1/operations:cancel",
+			catalog.Listed, vaultC, vault, "operations", nil},
+		{"sqladmin v1 literal cancel segment", "sqladmin.googleapis.com", "POST", "/v1/projects/p/operations/o/cancel",
+			catalog.Listed, "sql.operations.cancel", "sqladmin.googleapis.com", "projects/p/operations/o",
+			[]catalog.Var{{Name: "project", Value: "p"}, {Name: "operation", Value: "o"}}},
+		{"sqladmin v1beta4 ignores the query", "sqladmin.googleapis.com", "POST", "/sql/v1beta4/projects/p/operations/o/cancel",
+			catalog.Listed, "sql.operations.cancel", "sqladmin.googleapis.com", "projects/p/operations/o", nil},
+		{"storage bucket operation", "storage.googleapis.com", "POST", "/storage/v1/b/bkt/operations/o/cancel",
+			catalog.Listed, "storage.buckets.operations.cancel", "storage.googleapis.com", "b/bkt/operations/o",
+			[]catalog.Var{{Name: "bucket", Value: "bkt"}, {Name: "operationId", Value: "o"}}},
+		{"one-segment variables decode %2F, the operation keeps it", "storage.googleapis.com", "POST", "/storage/v1/b/a%2Fb/operations/o/cancel",
+			catalog.Listed, "storage.buckets.operations.cancel", "storage.googleapis.com", "b/a%2Fb/operations/o",
+			[]catalog.Var{{Name: "bucket", Value: "a/b"}, {Name: "operationId", Value: "o"}}},
+		{"container zones operation", "container.googleapis.com", "POST", "/v1/projects/p/zones/z/operations/o:cancel",
+			catalog.Listed, "container.projects.zones.operations.cancel", "container.googleapis.com", "projects/p/zones/z/operations/o",
+			[]catalog.Var{{Name: "projectId", Value: "p"}, {Name: "zone", Value: "z"}, {Name: "operationId", Value: "o"}}},
+		{"host port is stripped", "vault.googleapis.com:443", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+		{"host is lower-cased", "VAULT.GoogleAPIs.com", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+		{"host trailing dot is dropped", "vault.googleapis.com.:8443", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+	})
+}
+
+func TestRecognizeNotCancel(t *testing.T) {
+	runRecognize(t, catalog.Default(), []recognizeCase{
+		{"GET on a POST cancel", vault, "GET", "/v1/operations/x:cancel", catalog.NotCancel, "", "", "", nil},
+		{"GET on androidmanagement", "androidmanagement.googleapis.com", "GET", "/v1/enterprises/e/devices/d/operations/o:cancel",
+			catalog.NotCancel, "", "", "", nil},
+		{"GET on a regional host", "asia-east1-aiplatform.googleapis.com", "GET", "/v1/projects/p/locations/l/operations/o:cancel",
+			catalog.NotCancel, "", "", "", nil},
+		{"other HTTP methods", vault, "DELETE", "/v1/operations/x:cancel", catalog.NotCancel, "", "", "", nil},
+		{"HTTP methods are case-sensitive", vault, "post", "/v1/operations/x:cancel", catalog.NotCancel, "", "", "", nil},
+		{"job cancel is not an operation cancel", "batch.googleapis.com", "POST", "/v1/projects/p/locations/l/jobs/j:cancel",
+			catalog.NotCancel, "", "", "", nil},
+		{"verb must be exactly cancel", vault, "POST", "/v1/operations/x:cancelled", catalog.NotCancel, "", "", "", nil},
+		{"escaped verb is not the verb", vault, "POST", "/v1/operations/x%3Fcancel", catalog.NotCancel, "", "", "", nil},
+		{"no cancel at all", vault, "POST", "/v1/operations/x", catalog.NotCancel, "", "", "", nil},
+		{"ambiguous path that is no cancel", vault, "POST", "/v1/foo/../bar", catalog.NotCancel, "", "", "", nil},
+		{"ambiguous path that cleans to no cancel", vault, "POST", "/v1/foo/../bar:cancel", catalog.NotCancel, "", "", "", nil},
+		{"escaped slash on a GET", "storage.googleapis.com", "GET", "/storage/v1/b/bkt/o/dir%2Ffile", catalog.NotCancel, "", "", "", nil},
+	})
+}
+
+func TestRecognizeUnlisted(t *testing.T) {
+	const other = "example.googleapis.com"
+	runRecognize(t, catalog.Default(), []recognizeCase{
+		{"unknown API", other, "POST", "/v2/projects/p/operations/o:cancel", catalog.Unlisted, "", other, "projects/p/operations/o", nil},
+		{"known API, version the catalog lacks", vault, "POST", "/v9/operations/x:cancel", catalog.Unlisted, "", vault, "operations/x", nil},
+		{"name is decoded once", other, "POST", "/v1/operations/a%252Fb%2Fc:cancel", catalog.Unlisted, "", other, "operations/a%2Fb%2Fc", nil},
+		{"host is normalized", "Example.googleapis.com:443", "POST", "/v1/operations/x:cancel", catalog.Unlisted, "", other, "operations/x", nil},
+		{"IPv6 host loses brackets and port", "[::1]:8443", "POST", "/v1/operations/x:cancel", catalog.Unlisted, "", "::1", "operations/x", nil},
+		{"datalabeling's path with POST", "datalabeling.googleapis.com", "POST", "/v1beta1/projects/p/operations/o:cancel",
+			catalog.Unlisted, "", "datalabeling.googleapis.com", "projects/p/operations/o", nil},
+		{"operations needs a following segment", other, "POST", "/v1/operations:cancel", catalog.NotCancel, "", "", "", nil},
+		{"no operations segment", other, "POST", "/v1/jobs/j:cancel", catalog.NotCancel, "", "", "", nil},
+		{"operations as the version", other, "POST", "/operations/x:cancel", catalog.NotCancel, "", "", "", nil},
+		{"operations must be a whole segment", other, "POST", "/v1/transferOperations/x:cancel", catalog.NotCancel, "", "", "", nil},
+		{"unlisted needs POST", other, "GET", "/v1/operations/x:cancel", catalog.NotCancel, "", "", "", nil},
+		{"colon before the last slash is no verb", other, "POST", "/v1/operations/x:cancel/y", catalog.NotCancel, "", "", "", nil},
+	})
+}
+
+func TestRecognizeAmbiguous(t *testing.T) {
+	const other = "example.googleapis.com"
+	runRecognize(t, catalog.Default(), []recognizeCase{
+		{"dot-dot segment", vault, "POST", "/v1/operations/../x:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"encoded dot-dot segment", vault, "POST", "/v1/operations/%2e%2E/x:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"dot segment in a listed path", vault, "POST", "/v1/operations/a/./b:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"empty segment", vault, "POST", "/v1/operations//x:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"trailing slash", vault, "POST", "/v1/operations/x:cancel/", catalog.Ambiguous, "", vault, "", nil},
+		{"backslash", vault, "POST", `/v1/operations\x:cancel`, catalog.Ambiguous, "", vault, "", nil},
+		{"encoded backslash", vault, "POST", "/v1/operations%5Cx:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"encoded colon before the verb", vault, "POST", "/v1/operations/x%3Acancel", catalog.Ambiguous, "", vault, "", nil},
+		{"encoded verb", vault, "POST", "/v1/operations/x:%63ancel", catalog.Ambiguous, "", vault, "", nil},
+		{"encoded literal letter", vault, "POST", "/v1/%6Fperations/x:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"unknown host, cleaned path is unlisted", other, "POST", "/v1/projects/p/operations/./o:cancel", catalog.Ambiguous, "", other, "", nil},
+		{"unknown host, encoded literal letter", other, "POST", "/v1/%6Fperations/o:cancel", catalog.Ambiguous, "", other, "", nil},
+		{"host is normalized", "VAULT.googleapis.com", "POST", "/v1/operations//x:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"GET cancel of datalabeling", "datalabeling.googleapis.com", "GET", "/v1beta1/projects/p/operations//o:cancel",
+			catalog.Ambiguous, "", "datalabeling.googleapis.com", "", nil},
+	})
+}
+
+func TestNonCancelRequestsDoNotAllocate(t *testing.T) {
+	c := catalog.Default()
+	tests := []struct{ name, host, method, path string }{
+		{"other method", vault, "PUT", "/v1/operations/x:cancel"},
+		{"path without cancel", vault, "POST", "/v1/matters/m/holds"},
+		{"GET with escapes on a host without GET cancels", "storage.googleapis.com", "GET", "/storage/v1/b/bkt/o/dir%2Ffile"},
+		{"POST with escapes", "storage.googleapis.com", "POST", "/storage/v1/b/bkt/o/dir%2Ffile%zz/compose"},
+		{"job cancel", "batch.googleapis.com", "POST", "/v1/projects/p/locations/l/jobs/j:cancel"},
+		{"upper-case host", "BATCH.googleapis.com", "POST", "/v1/projects/p/locations/l/jobs/j:cancel"},
+		{"unknown host", "example.com:8080", "POST", "/v1/jobs/j:cancel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r catalog.Result
+			allocs := testing.AllocsPerRun(100, func() { r = c.Recognize(tt.host, tt.method, tt.path) })
+			if r.Kind != catalog.NotCancel || allocs != 0 {
+				t.Errorf("Recognize(%q, %s, %q) = %v with %v allocs, want NotCancel with 0", tt.host, tt.method, tt.path, r.Kind, allocs)
+			}
+		})
+	}
+}
+
+func TestNewAddsOperatorTemplates(t *testing.T) {
+	c, err := catalog.New([]catalog.Method{
+		{Template: "/v1/{name=jobs/*/operations/*}:cancel"},
+		{ID: "private.ops.cancel", Service: "private.example.com", Hosts: []string{"Private.Example.com."},
+			HTTPMethod: "post", Template: "/v1/{name=projects/*/ops/*}:cancel", Scopes: []string{"s"}},
+		// Every host: yields to vault's own method on vault.
+		{ID: "everywhere", Template: "/v1/{name=operations/**}:cancel"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() != catalog.Default().Len()+3 {
+		t.Errorf("Len() = %d, want builtin + 3", c.Len())
+	}
+	if !slices.Contains(c.Services(), "private.example.com") {
+		t.Errorf("Services() lacks private.example.com")
+	}
+	runRecognize(t, c, []recognizeCase{
+		{"host-less entry on any host, id defaults to custom", "jobs.example.com", "POST", "/v1/jobs/j/operations/o:cancel",
+			catalog.Listed, "custom", "jobs.example.com", "jobs/j/operations/o", nil},
+		{"host-less entry on a catalog host", vault, "POST", "/v1/jobs/j/operations/o:cancel",
+			catalog.Listed, "custom", vault, "jobs/j/operations/o", nil},
+		{"host entry, host normalized", "private.example.com", "POST", "/v1/projects/p/ops/o:cancel",
+			catalog.Listed, "private.ops.cancel", "private.example.com", "projects/p/ops/o", nil},
+		{"host entry only on its host", "other.example.com", "POST", "/v1/projects/p/ops/o:cancel",
+			catalog.NotCancel, "", "", "", nil},
+		{"builtin wins over a host-less duplicate", vault, "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+		{"host-less duplicate serves other hosts", "other.example.com", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, "everywhere", "other.example.com", "operations/x", nil},
+		{"builtins stay", "sqladmin.googleapis.com", "POST", "/v1/projects/p/operations/o/cancel",
+			catalog.Listed, "sql.operations.cancel", "sqladmin.googleapis.com", "projects/p/operations/o", nil},
+	})
+}
+
+func TestNewRefusesBadEntries(t *testing.T) {
+	tests := []struct {
+		name    string
+		extra   []catalog.Method
+		mention string
+	}{
+		{"unparsable template", []catalog.Method{{Template: "/v1/{name=operations/**:cancel"}}, `"/v1/{name=operations/**:cancel"`},
+		{"relative template", []catalog.Method{{Template: "v1/x:cancel"}}, `"v1/x:cancel"`},
+		{"HTTP method", []catalog.Method{{Template: "/v1/x:cancel", HTTPMethod: "PUT"}}, `"PUT"`},
+		{"empty host", []catalog.Method{{Template: "/v1/x:cancel", Hosts: []string{""}}}, "empty host"},
+		{"duplicate of a builtin on its host", []catalog.Method{{Template: "/v1/{name=operations/**}:cancel", Hosts: []string{vault}}}, vaultC},
+		{"two identical host-less entries", []catalog.Method{{Template: "/v1/{x}:cancel"}, {ID: "b", Template: "/v1/{x=*}:cancel"}}, "every host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := catalog.New(tt.extra)
+			if err == nil || !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("New() error = %v, want one mentioning %s", err, tt.mention)
+			}
+		})
+	}
+}
+
+func TestNewCopiesOperatorSlices(t *testing.T) {
+	extra := []catalog.Method{{Hosts: []string{"a.example.com"}, Template: "/v1/{name=x/*}:cancel", Scopes: []string{"s"}}}
+	c, err := catalog.New(extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra[0].Hosts[0], extra[0].Scopes[0] = "b.example.com", "changed"
+	r := c.Recognize("a.example.com", "POST", "/v1/x/1:cancel")
+	if r.Kind != catalog.Listed || r.Method.Scopes[0] != "s" {
+		t.Errorf("after changing the caller's slices: %v %+v, want Listed with scope s", r.Kind, r.Method)
+	}
+}
+
+func FuzzRecognize(f *testing.F) {
+	f.Add(vault, "POST", "/v1/operations/a/b:c:cancel")
+	f.Add("sqladmin.googleapis.com", "POST", "/v1/projects/p/operations/o/cancel")
+	f.Add("storage.googleapis.com", "POST", "/storage/v1/b/%2F/operations/%zz/cancel")
+	f.Add("[::1]:80", "POST", `/v1/operations\..%2e/%6F:%63ancel`)
+	f.Add("datalabeling.googleapis.com", "GET", "/v1beta1/projects/p/operations/o:cancel")
+	c := catalog.Default()
+	f.Fuzz(func(t *testing.T, host, method, path string) {
+		r := c.Recognize(host, method, path)
+		if (r.Kind == catalog.Listed) != (r.Method != nil) {
+			t.Errorf("Recognize(%q, %q, %q) = %v with method %v", host, method, path, r.Kind, r.Method)
+		}
+		if r.Kind == catalog.Listed && r.Service == "" {
+			t.Errorf("Recognize(%q, %q, %q) = Listed without a service", host, method, path)
+		}
+		if r.Kind == catalog.NotCancel && fmt.Sprint(r) != fmt.Sprint(catalog.Result{}) {
+			t.Errorf("Recognize(%q, %q, %q) = NotCancel with data %+v", host, method, path, r)
+		}
+	})
+}
