@@ -1,0 +1,190 @@
+package credential
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// sharedCallLimit bounds a verification shared by several requests, in case
+// the wrapped verifier sets no timeout of its own: the call outlives the
+// request that started it, so nothing else would end it.
+const sharedCallLimit = 30 * time.Second
+
+// CacheConfig tunes a Cache. Zero values take the defaults.
+type CacheConfig struct {
+	// Size is the most tokens remembered (default 10000).
+	Size int
+	// TTL is the longest a valid verdict is reused (default 5m); it never
+	// outlives the token's expiry. Negative: valid verdicts are not cached.
+	TTL time.Duration
+	// NegativeTTL is how long a rejection is reused (default 10s).
+	// Negative: rejections are not cached.
+	NegativeTTL time.Duration
+	// Now tells the time (default time.Now); tests set it.
+	Now func() time.Time
+}
+
+// Cache is a Verifier that remembers another Verifier's verdicts in a
+// bounded LRU keyed by the token's SHA-256; the token itself is never kept.
+// Concurrent first requests with one token share a single call. Failures to
+// verify (ErrUnavailable) are never cached.
+//
+// The *Info a Cache returns is shared by every request with that token:
+// callers must not modify it.
+type Cache struct {
+	v           Verifier
+	entries     *lru.Cache[[sha256.Size]byte, entry]
+	ttl, negTTL time.Duration
+	now         func() time.Time
+	group       singleflight.Group
+
+	hits, misses, coalesced, calls atomic.Uint64
+}
+
+// entry is one remembered verdict: info, or the rejection err.
+type entry struct {
+	info  *Info
+	err   error
+	until time.Time
+}
+
+// Stats counts what a Cache did since it was made.
+type Stats struct {
+	// Hits are verifications answered from the cache.
+	Hits uint64
+	// Misses are verifications the cache could not answer.
+	Misses uint64
+	// Coalesced are misses answered by a call another request made.
+	Coalesced uint64
+	// Calls are calls to the wrapped Verifier.
+	Calls uint64
+}
+
+// NewCache returns a Cache in front of v.
+func NewCache(v Verifier, cfg CacheConfig) *Cache {
+	c := &Cache{v: v, ttl: cfg.TTL, negTTL: cfg.NegativeTTL, now: cfg.Now}
+	size := cfg.Size
+	if size <= 0 {
+		size = 10000
+	}
+	if c.ttl == 0 {
+		c.ttl = 5 * time.Minute
+	}
+	if c.negTTL == 0 {
+		c.negTTL = 10 * time.Second
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	// lru.New fails only for a size below 1.
+	c.entries, _ = lru.New[[sha256.Size]byte, entry](size)
+	return c
+}
+
+// Verify returns the verdict remembered for token, or asks the wrapped
+// Verifier, once for all concurrent requests with that token. The shared
+// call does not end when the request that started it is cancelled; a
+// request whose ctx ends while it waits gets an error wrapping
+// ErrUnavailable.
+func (c *Cache) Verify(ctx context.Context, token string) (*Info, error) {
+	key := sha256.Sum256([]byte(token))
+	if e, ok := c.lookup(key); ok {
+		c.hits.Add(1)
+		return e.info, e.err
+	}
+	c.misses.Add(1)
+	// called is written by the shared call's goroutine before the result
+	// is sent on the channel, and read only after it is received.
+	called := false
+	ch := c.group.DoChan(string(key[:]), func() (any, error) {
+		// A call that ended between our lookup and DoChan has already
+		// stored its verdict.
+		if e, ok := c.lookup(key); ok {
+			return e, nil
+		}
+		called = true
+		c.calls.Add(1)
+		return c.call(context.WithoutCancel(ctx), key, token), nil
+	})
+	select {
+	case res := <-ch:
+		if !called {
+			c.coalesced.Add(1)
+		}
+		e := res.Val.(entry)
+		return e.info, e.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("verify token: %w: %w", ErrUnavailable, context.Cause(ctx))
+	}
+}
+
+// lookup returns the unexpired entry for key.
+func (c *Cache) lookup(key [sha256.Size]byte) (entry, bool) {
+	e, ok := c.entries.Get(key)
+	if !ok {
+		return entry{}, false
+	}
+	if !c.now().Before(e.until) {
+		c.entries.Remove(key)
+		return entry{}, false
+	}
+	return e, true
+}
+
+// call asks the wrapped Verifier and remembers the verdict.
+func (c *Cache) call(ctx context.Context, key [sha256.Size]byte, token string) (e entry) {
+	ctx, cancel := context.WithTimeout(ctx, sharedCallLimit)
+	defer cancel()
+	defer func() {
+		// The call runs in singleflight's goroutine, where a panic would
+		// end the process rather than the request.
+		if p := recover(); p != nil {
+			e = entry{err: fmt.Errorf("verify token: %w: verifier panicked: %s", ErrUnavailable, redact(fmt.Sprint(p), token))}
+		}
+	}()
+	info, err := c.v.Verify(ctx, token)
+	now := c.now()
+	if err == nil && info == nil {
+		return entry{err: fmt.Errorf("verify token: %w: verifier returned no answer", ErrUnavailable)}
+	}
+	if err == nil && !info.Expiry.IsZero() && !info.Expiry.After(now) {
+		info, err = nil, &InvalidError{Reason: ReasonExpired, Detail: "verifier gives expiry " + info.Expiry.UTC().Format(time.RFC3339)}
+	}
+	e = entry{info: info, err: err}
+	var invalid *InvalidError
+	switch {
+	case err == nil && c.ttl > 0:
+		e.until = now.Add(c.ttl)
+		if !info.Expiry.IsZero() && info.Expiry.Before(e.until) {
+			e.until = info.Expiry
+		}
+		c.entries.Add(key, e)
+	case errors.As(err, &invalid) && c.negTTL > 0:
+		e.until = now.Add(c.negTTL)
+		c.entries.Add(key, e)
+	}
+	return e
+}
+
+// Len returns the number of verdicts held, expired ones not yet evicted
+// included.
+func (c *Cache) Len() int { return c.entries.Len() }
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() Stats {
+	return Stats{
+		Hits:      c.hits.Load(),
+		Misses:    c.misses.Load(),
+		Coalesced: c.coalesced.Load(),
+		Calls:     c.calls.Load(),
+	}
+}
+
+var _ Verifier = (*Cache)(nil)
