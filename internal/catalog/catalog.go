@@ -235,14 +235,14 @@ func normalizeExtra(m Method) (Method, error) {
 	}
 	hosts := make([]string, 0, len(m.Hosts))
 	for _, h := range m.Hosts {
-		if h = normalizeHost(h); h == "" {
+		if h = NormalizeHost(h); h == "" {
 			return Method{}, fmt.Errorf("adding template %q: empty host", m.Template)
 		}
 		hosts = append(hosts, h)
 	}
 	slices.Sort(hosts)
 	m.Hosts = slices.Compact(hosts)
-	m.Service = normalizeHost(m.Service)
+	m.Service = NormalizeHost(m.Service)
 	m.Fields = slices.Clone(m.Fields)
 	m.Scopes = slices.Clone(m.Scopes)
 	return m, nil
@@ -461,9 +461,9 @@ func unlistedName(get bool, path string) (string, bool) {
 	}
 }
 
-// normalizeHost strips a port and a trailing dot from a Host header and
+// NormalizeHost strips a port and a trailing dot from a Host header and
 // lower-cases it, allocating only when it has upper-case letters.
-func normalizeHost(h string) string { return lowerHost(trimHost(h)) }
+func NormalizeHost(h string) string { return lowerHost(trimHost(h)) }
 
 // trimHost strips a port (also of "[IPv6]:port") and a trailing dot.
 func trimHost(h string) string {

@@ -1,0 +1,348 @@
+package lrocancel
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/lro-cancel/lro_cancel/internal/pathtemplate"
+)
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	lro_cancel [<matcher>] {
+//		service       <host>...
+//		template      <path-template>
+//		scopes        <scope>...
+//		unimplemented [<host>...]
+//		unlisted      enforce|deny|pass
+//		body          empty|strict
+//		tokeninfo     [<url>] { timeout <d>  cache_ttl <d>  cache_size <n>  negative_cache_ttl <d> }
+//		introspection <url> { client_id <id>  client_secret <secret>  timeout <d>  cache_ttl <d> ... }
+//		jwt { jwks_url <url> | jwks_file <path>  issuer <iss>...  audience <aud>...  algorithms <alg>... }
+//		audit { stages received completed  journal <path> }
+//	}
+//
+// Every error names the offending line.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "service":
+			h.Service, err = appendArgs(d, h.Service, 1)
+		case "template":
+			err = h.parseTemplate(d)
+		case "scopes":
+			h.Scopes, err = appendArgs(d, h.Scopes, 1)
+		case "unimplemented":
+			hosts := d.RemainingArgs()
+			if len(hosts) == 0 {
+				hosts = []string{"*"}
+			}
+			h.Unimplemented = append(h.Unimplemented, hosts...)
+		case "unlisted":
+			h.Unlisted, err = oneOf(d, unlistedEnforce, unlistedDeny, unlistedPass)
+		case "body":
+			h.Body, err = oneOf(d, bodyEmpty, bodyStrict)
+		case "tokeninfo":
+			err = h.parseTokenInfo(d)
+		case "introspection":
+			err = h.parseIntrospection(d)
+		case "jwt":
+			err = h.parseJWT(d)
+		case "audit":
+			err = h.parseAudit(d)
+		default:
+			return d.Errf("unrecognized lro_cancel subdirective '%s'", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := validateConfig(h); err != nil {
+		return d.Errf("%v", err)
+	}
+	return nil
+}
+
+func (h *Handler) parseTemplate(d *caddyfile.Dispenser) error {
+	var t string
+	if !d.AllArgs(&t) {
+		return d.ArgErr()
+	}
+	if err := validateTemplate(t); err != nil {
+		return d.Errf("bad template: %v", err)
+	}
+	h.Template = append(h.Template, t)
+	return nil
+}
+
+func (h *Handler) parseTokenInfo(d *caddyfile.Dispenser) error {
+	if h.TokenInfo != nil {
+		return d.Err("tokeninfo given twice")
+	}
+	h.TokenInfo = new(TokenInfoConfig)
+	if d.NextArg() {
+		if err := parseURL(d, &h.TokenInfo.URL); err != nil {
+			return err
+		}
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(1) {
+		var err error
+		switch d.Val() {
+		case "timeout":
+			err = parseDuration(d, &h.TokenInfo.Timeout)
+		default:
+			err = parseCache(d, &h.TokenInfo.CacheConfig, "tokeninfo")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Handler) parseIntrospection(d *caddyfile.Dispenser) error {
+	if h.Introspection != nil {
+		return d.Err("introspection given twice")
+	}
+	ic := new(IntrospectionConfig)
+	h.Introspection = ic
+	if !d.NextArg() {
+		return d.Err("introspection needs the endpoint's URL")
+	}
+	if err := parseURL(d, &ic.URL); err != nil {
+		return err
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(1) {
+		var err error
+		switch d.Val() {
+		case "client_id":
+			err = oneArg(d, &ic.ClientID)
+		case "client_secret":
+			err = oneArg(d, &ic.ClientSecret)
+		case "timeout":
+			err = parseDuration(d, &ic.Timeout)
+		default:
+			err = parseCache(d, &ic.CacheConfig, "introspection")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseCache(d *caddyfile.Dispenser, c *CacheConfig, block string) error {
+	switch d.Val() {
+	case "cache_ttl":
+		return parseDuration(d, &c.CacheTTL)
+	case "negative_cache_ttl":
+		return parseDuration(d, &c.NegativeCacheTTL)
+	case "cache_size":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return d.Errf("cache_size must be a positive integer, not %q", s)
+		}
+		c.CacheSize = n
+		return nil
+	}
+	return d.Errf("unrecognized %s subdirective '%s'", block, d.Val())
+}
+
+func (h *Handler) parseJWT(d *caddyfile.Dispenser) error {
+	if h.JWT != nil {
+		return d.Err("jwt given twice")
+	}
+	j := new(JWTConfig)
+	h.JWT = j
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(1) {
+		var err error
+		switch d.Val() {
+		case "jwks_url":
+			if err = oneArg(d, &j.JWKSURL); err == nil {
+				err = checkURL(d, j.JWKSURL)
+			}
+		case "jwks_file":
+			err = oneArg(d, &j.JWKSFile)
+		case "issuer":
+			j.Issuer, err = appendArgs(d, j.Issuer, 1)
+		case "audience":
+			j.Audience, err = appendArgs(d, j.Audience, 1)
+		case "algorithms":
+			j.Algorithms, err = appendArgs(d, j.Algorithms, 1)
+		default:
+			err = d.Errf("unrecognized jwt subdirective '%s'", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := validateJWT(j); err != nil {
+		return d.Errf("jwt: %v", err)
+	}
+	return nil
+}
+
+func (h *Handler) parseAudit(d *caddyfile.Dispenser) error {
+	if h.Audit == nil {
+		h.Audit = new(AuditConfig)
+	}
+	a := h.Audit
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(1) {
+		var err error
+		switch d.Val() {
+		case "stages":
+			a.Stages, err = appendArgs(d, a.Stages, 1)
+		case "journal":
+			err = oneArg(d, &a.Journal)
+		default:
+			err = d.Errf("unrecognized audit subdirective '%s'", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendArgs appends the rest of the line's arguments, requiring at least
+// min of them.
+func appendArgs(d *caddyfile.Dispenser, to []string, min int) ([]string, error) {
+	args := d.RemainingArgs()
+	if len(args) < min {
+		return to, d.ArgErr()
+	}
+	return append(to, args...), nil
+}
+
+func oneArg(d *caddyfile.Dispenser, to *string) error {
+	if !d.AllArgs(to) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func oneOf(d *caddyfile.Dispenser, choices ...string) (string, error) {
+	name := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return "", err
+	}
+	if !slices.Contains(choices, v) {
+		return "", d.Errf("%s must be one of %v, not %q", name, choices, v)
+	}
+	return v, nil
+}
+
+func parseDuration(d *caddyfile.Dispenser, to *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: bad duration %q: %v", name, s, err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s: duration must be positive, not %q", name, s)
+	}
+	*to = caddy.Duration(dur)
+	return nil
+}
+
+// parseURL takes the current token as an http(s) URL.
+func parseURL(d *caddyfile.Dispenser, to *string) error {
+	if err := checkURL(d, d.Val()); err != nil {
+		return err
+	}
+	*to = d.Val()
+	return nil
+}
+
+func checkURL(d *caddyfile.Dispenser, s string) error {
+	if err := validateURL(s); err != nil {
+		return d.Errf("%v", err)
+	}
+	return nil
+}
+
+func validateURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("malformed URL %q: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("malformed URL %q: want http:// or https:// and a host", s)
+	}
+	return nil
+}
+
+func validateTemplate(t string) error {
+	_, err := pathtemplate.Parse(t)
+	return err
+}
+
+// jwtAlgorithms are the asymmetric algorithms the jwt verifier accepts;
+// "none" and the HMAC family are never accepted, which rules out
+// algorithm-confusion attacks with a public key as an HMAC secret.
+var jwtAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func validateJWT(j *JWTConfig) error {
+	switch {
+	case j.JWKSURL == "" && j.JWKSFile == "":
+		return errors.New("needs a key source: jwks_url or jwks_file")
+	case j.JWKSURL != "" && j.JWKSFile != "":
+		return errors.New("jwks_url and jwks_file are exclusive")
+	}
+	if j.JWKSURL != "" {
+		if err := validateURL(j.JWKSURL); err != nil {
+			return err
+		}
+	}
+	for _, a := range j.Algorithms {
+		if !slices.Contains(jwtAlgorithms, a) {
+			return fmt.Errorf("unknown or unsupported algorithm %q (supported: %v)", a, jwtAlgorithms)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

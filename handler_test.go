@@ -1,0 +1,157 @@
+package lrocancel
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+)
+
+// countingNext is a no-op next handler that counts its calls.
+type countingNext struct{ calls atomic.Int64 }
+
+func (n *countingNext) ServeHTTP(w http.ResponseWriter, _ *http.Request) error {
+	n.calls.Add(1)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// fakeTokenInfo answers every token with the given scope.
+func fakeTokenInfo(tb testing.TB, scope string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"sub":"1","email":"bench@example.com","scope":%q,"expires_in":"3599"}`, scope)
+	}))
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+func provision(tb testing.TB, h *Handler) *Handler {
+	tb.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	tb.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// request builds a request as Caddy hands it to handlers: with a replacer
+// and the request vars in its context.
+func request(method, host, target, body string) *http.Request {
+	var rb io.Reader = http.NoBody
+	if body != "" {
+		rb = strings.NewReader(body)
+	}
+	r := httptest.NewRequest(method, target, rb)
+	r.Host = host
+	return caddyhttp.PrepareRequest(r, caddy.NewReplacer(), httptest.NewRecorder(), nil)
+}
+
+// discardAudit keeps the audit record's encoding cost in a benchmark but
+// writes it nowhere.
+func discardAudit(h *Handler) {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	h.sink = audit.Logger{L: zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zap.InfoLevel))}
+}
+
+// A request that is not a cancel costs a match and nothing more: no
+// allocation, and it reaches the next handler untouched.
+func TestNotCancelPassesThroughWithoutAllocating(t *testing.T) {
+	h := provision(t, &Handler{})
+	m := &Matcher{}
+	if err := m.Provision(caddy.Context{}); err != nil {
+		t.Fatal(err)
+	}
+	next := &countingNext{}
+	w := httptest.NewRecorder()
+	for _, tc := range []struct{ method, host, path string }{
+		{"GET", "storage.googleapis.com", "/storage/v1/b/bucket/o/object"},
+		{"POST", "vault.googleapis.com", "/v1/matters/m1/holds"},
+		{"GET", "vault.googleapis.com", "/v1/operations/x:cancel"},
+		{"POST", "batch.googleapis.com", "/v1/projects/p/locations/l/jobs/j:cancel"},
+	} {
+		r := request(tc.method, tc.host, tc.path, "")
+		before := next.calls.Load()
+		allocs := testing.AllocsPerRun(100, func() {
+			if err := h.ServeHTTP(w, r, next); err != nil {
+				t.Fatal(err)
+			}
+			if ok, _ := m.MatchWithError(r); ok {
+				t.Fatalf("%s %s%s matched", tc.method, tc.host, tc.path)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s %s%s: %v allocations, want 0", tc.method, tc.host, tc.path, allocs)
+		}
+		if next.calls.Load() == before {
+			t.Errorf("%s %s%s did not reach the next handler", tc.method, tc.host, tc.path)
+		}
+		if w.Header().Get("Audit-Id") != "" {
+			t.Errorf("%s %s%s got an Audit-Id", tc.method, tc.host, tc.path)
+		}
+	}
+}
+
+func BenchmarkServeHTTPNotCancel(b *testing.B) {
+	h := provision(b, &Handler{})
+	next := &countingNext{}
+	w := httptest.NewRecorder()
+	r := request("GET", "storage.googleapis.com", "/storage/v1/b/bucket/o/object?alt=media", "")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = h.ServeHTTP(w, r, next)
+	}
+}
+
+func BenchmarkMatcher(b *testing.B) {
+	m := &Matcher{}
+	_ = m.Provision(caddy.Context{})
+	for _, bc := range []struct{ name, method, host, path string }{
+		{"not_cancel", "GET", "storage.googleapis.com", "/storage/v1/b/bucket/o/object"},
+		{"cancel_vault", "POST", "vault.googleapis.com", "/v1/operations/export-1:cancel"},
+		{"cancel_aiplatform_regional", "POST", "asia-east1-aiplatform.googleapis.com",
+			"/v1/projects/p/locations/asia-east1/trainingPipelines/t/operations/o:cancel"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := request(bc.method, bc.host, bc.path, "")
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = m.MatchWithError(r)
+			}
+		})
+	}
+}
+
+// The module's own work for a governed cancel with a cached token and
+// body {}: recognition, credential, cache hit, scope, body, record.
+func BenchmarkServeHTTPCancelCachedToken(b *testing.B) {
+	ti := fakeTokenInfo(b, "https://www.googleapis.com/auth/ediscovery")
+	h := provision(b, &Handler{TokenInfo: &TokenInfoConfig{URL: ti.URL}})
+	discardAudit(h)
+	next := &countingNext{}
+	serve := func() int {
+		r := request("POST", "vault.googleapis.com", "/v1/operations/export-1:cancel", "{}")
+		r.Header.Set("Authorization", "Bearer ya29.bench-token")
+		w := httptest.NewRecorder()
+		_ = h.ServeHTTP(w, r, next)
+		return w.Code
+	}
+	if code := serve(); code != http.StatusOK {
+		b.Fatalf("warm-up: status %d", code)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		serve()
+	}
+}

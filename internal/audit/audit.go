@@ -1,0 +1,126 @@
+// Package audit holds the audit record of a governed cancel and the sinks
+// that write it. A record is shaped after Cloud Audit Logs (principal,
+// method, resource, status) and Kubernetes audit events (audit id, stage).
+package audit
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Stage says when in a request's life a record was written.
+type Stage string
+
+// The stages of a record.
+const (
+	StageReceived  Stage = "received"
+	StageCompleted Stage = "completed"
+)
+
+// Decision is what the gateway did with a recognised cancel.
+type Decision string
+
+// The decisions a completed record can carry.
+const (
+	Forwarded           Decision = "forwarded"
+	Unimplemented       Decision = "unimplemented"
+	Unauthenticated     Decision = "unauthenticated"
+	ScopeInsufficient   Decision = "scope_insufficient"
+	InvalidBody         Decision = "invalid_body"
+	InvalidPath         Decision = "invalid_path"
+	InvalidRequest      Decision = "invalid_request"
+	VerifierUnavailable Decision = "verifier_unavailable"
+	DeniedUnlisted      Decision = "denied_unlisted"
+)
+
+// Record is one audit record. Zero-valued optional fields are omitted.
+// It never holds a credential: TokenID is a hash prefix.
+type Record struct {
+	AuditID        string
+	Stage          Stage
+	Decision       Decision
+	Status         int
+	UpstreamStatus int
+	Service        string
+	Method         string
+	Operation      string
+	Principal      string
+	TokenID        string
+	ScopesAccepted []string
+	ScopeUsed      string
+	ClientIP       string
+	UserAgent      string
+	Duration       time.Duration
+}
+
+// MarshalLogObject writes the record's fields flat, in a fixed order, so
+// that a log line and a journal line carry the same keys.
+func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("audit_id", r.AuditID)
+	enc.AddString("stage", string(r.Stage))
+	if r.Decision != "" {
+		enc.AddString("decision", string(r.Decision))
+	}
+	if r.Status != 0 {
+		enc.AddInt("status", r.Status)
+	}
+	if r.UpstreamStatus != 0 {
+		enc.AddInt("upstream_status", r.UpstreamStatus)
+	}
+	enc.AddString("service", r.Service)
+	enc.AddString("method", r.Method)
+	enc.AddString("operation", r.Operation)
+	if r.Principal != "" {
+		enc.AddString("principal", r.Principal)
+	}
+	if r.TokenID != "" {
+		enc.AddString("token_id", r.TokenID)
+	}
+	if err := enc.AddArray("scopes_accepted", stringArray(r.ScopesAccepted)); err != nil {
+		return err
+	}
+	if r.ScopeUsed != "" {
+		enc.AddString("scope_used", r.ScopeUsed)
+	}
+	enc.AddString("client_ip", r.ClientIP)
+	enc.AddString("user_agent", r.UserAgent)
+	if r.Stage == StageCompleted {
+		enc.AddFloat64("duration", r.Duration.Seconds())
+	}
+	return nil
+}
+
+type stringArray []string
+
+func (a stringArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, s := range a {
+		enc.AppendString(s)
+	}
+	return nil
+}
+
+// Sink receives records. Write must be safe for concurrent use; an error
+// means the record is not durable and the request must not go on.
+type Sink interface {
+	Write(r *Record) error
+}
+
+// Logger writes each record as one INFO entry of a zap logger, fields at
+// the top level so that Caddy's log encoders and filters see them.
+type Logger struct {
+	L *zap.Logger
+}
+
+// Write logs the record. It never fails: zap reports its own write errors.
+func (l Logger) Write(r *Record) error {
+	l.L.Info("lro_cancel", zap.Inline(r))
+	return nil
+}
+
+// Interface guards
+var (
+	_ zapcore.ObjectMarshaler = (*Record)(nil)
+	_ Sink                    = Logger{}
+)

@@ -1,0 +1,149 @@
+package lrocancel
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+	"github.com/lro-cancel/lro_cancel/internal/body"
+	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/googleerr"
+)
+
+// refusal is an answer the module writes itself instead of forwarding.
+type refusal struct {
+	decision        audit.Decision
+	err             googleerr.Error
+	wwwAuthenticate string
+}
+
+// gatewayDomain is the ErrorInfo domain of reasons this gateway adds;
+// reasons Google's own front end uses keep Google's domain.
+const gatewayDomain = "lro-cancel.gateway"
+
+const bearerRealm = `Bearer realm="https://accounts.google.com/"`
+
+// Google's own wording, so that callers see what they would see from Google.
+const (
+	msgMissing = "Request is missing required authentication credential. Expected OAuth 2 access token, " +
+		"login cookie or other valid authentication credential. " +
+		"See https://developers.google.com/identity/sign-in/web/devconsole-project."
+	msgAPIKey = "API keys are not supported by this API. Expected OAuth2 access token or other " +
+		"authentication credentials that assert a principal. See https://cloud.google.com/docs/authentication"
+	msgInvalid = "Request had invalid authentication credentials. Expected OAuth 2 access token, " +
+		"login cookie or other valid authentication credential. " +
+		"See https://developers.google.com/identity/sign-in/web/devconsole-project."
+	msgScope       = "Request had insufficient authentication scopes."
+	msgUnavailable = "The service is currently unavailable."
+)
+
+func credentialsMissing(apiKeyOnly bool) *refusal {
+	msg := msgMissing
+	if apiKeyOnly {
+		msg = msgAPIKey
+	}
+	return &refusal{
+		decision:        audit.Unauthenticated,
+		err:             googleerr.Error{Code: http.StatusUnauthorized, Message: msg, Reason: "CREDENTIALS_MISSING"},
+		wwwAuthenticate: bearerRealm,
+	}
+}
+
+// badCredentials refuses credentials that are there but unusable: two
+// different ones, or one that servers could read differently.
+func badCredentials(message, reason string) *refusal {
+	return &refusal{
+		decision: audit.Unauthenticated,
+		err: googleerr.Error{
+			Code: http.StatusBadRequest, Message: message, Reason: reason, Domain: gatewayDomain,
+		},
+	}
+}
+
+func invalidToken(reason credential.Reason) *refusal {
+	r := "ACCESS_TOKEN_TYPE_UNSUPPORTED"
+	if reason == credential.ReasonExpired {
+		r = "ACCESS_TOKEN_EXPIRED"
+	}
+	return &refusal{
+		decision:        audit.Unauthenticated,
+		err:             googleerr.Error{Code: http.StatusUnauthorized, Message: msgInvalid, Reason: r},
+		wwwAuthenticate: bearerRealm + `, error="invalid_token"`,
+	}
+}
+
+func verifierUnavailable() *refusal {
+	return &refusal{
+		decision: audit.VerifierUnavailable,
+		err: googleerr.Error{
+			Code: http.StatusServiceUnavailable, Message: msgUnavailable,
+			Reason: "TOKEN_VERIFIER_UNAVAILABLE", Domain: gatewayDomain,
+		},
+	}
+}
+
+func scopeInsufficient(accepted []string) *refusal {
+	return &refusal{
+		decision: audit.ScopeInsufficient,
+		err: googleerr.Error{
+			Code: http.StatusForbidden, Message: msgScope, Reason: "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+		},
+		wwwAuthenticate: bearerRealm + `, error="insufficient_scope", scope="` + strings.Join(accepted, " ") + `"`,
+	}
+}
+
+func invalidBody(v *body.Violation) *refusal {
+	return &refusal{
+		decision: audit.InvalidBody,
+		err: googleerr.Error{
+			Code: http.StatusBadRequest, Message: v.Description,
+			Reason: "INVALID_CANCEL_BODY", Domain: gatewayDomain,
+			FieldViolations: []googleerr.FieldViolation{{Field: v.Field, Description: v.Description}},
+		},
+	}
+}
+
+func ambiguousPath() *refusal {
+	return &refusal{
+		decision: audit.InvalidPath,
+		err: googleerr.Error{
+			Code: http.StatusBadRequest,
+			Message: "The request path is ambiguous: it holds a dot segment, an empty segment, " +
+				"a backslash or a percent-encoded verb.",
+			Reason: "AMBIGUOUS_PATH", Domain: gatewayDomain,
+		},
+	}
+}
+
+func methodOverride() *refusal {
+	return &refusal{
+		decision: audit.InvalidRequest,
+		err: googleerr.Error{
+			Code:    http.StatusBadRequest,
+			Message: "X-HTTP-Method-Override is not allowed on an operation cancel.",
+			Reason:  "METHOD_OVERRIDE_REFUSED", Domain: gatewayDomain,
+		},
+	}
+}
+
+func deniedUnlisted() *refusal {
+	return &refusal{
+		decision: audit.DeniedUnlisted,
+		err: googleerr.Error{
+			Code:    http.StatusForbidden,
+			Message: "This gateway denies cancels of operations of methods it does not list.",
+			Reason:  "UNLISTED_CANCEL_DENIED", Domain: gatewayDomain,
+		},
+	}
+}
+
+func unimplemented(service string) *refusal {
+	return &refusal{
+		decision: audit.Unimplemented,
+		err: googleerr.Error{
+			Code:    http.StatusNotImplemented,
+			Message: "Operation cancel is not implemented for " + service + ".",
+			Reason:  "CANCEL_UNIMPLEMENTED", Domain: gatewayDomain,
+		},
+	}
+}
