@@ -1,0 +1,68 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// Golden files: a Caddyfile, a line of dashes, and the JSON `caddy adapt`
+// must produce from it.
+func TestCaddyfileAdaptsToGoldenJSON(t *testing.T) {
+	files, err := filepath.Glob("testdata/adapt/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caddyfile, want, ok := strings.Cut(string(b), "\n----------\n")
+			if !ok {
+				t.Fatalf("%s: no ---------- separator", f)
+			}
+			caddytest.AssertAdapt(t, caddyfile, "caddyfile", strings.TrimSpace(want))
+		})
+	}
+}
+
+// Bad configuration is refused by `caddy adapt` with a message naming the
+// file's line.
+func TestCaddyfileErrorsNameTheLine(t *testing.T) {
+	tests := []struct {
+		name, block, want string
+	}{
+		{"unclosed template variable", "template /v1/{name=operations/**:cancel", "Caddyfile:3"},
+		{"template without leading slash", "template v1/{name=operations/*}:cancel", "Caddyfile:3"},
+		{"unknown subdirective", "frobnicate on", "unrecognized lro_cancel subdirective 'frobnicate'"},
+		{"bad duration", "tokeninfo http://127.0.0.1:1/tokeninfo {\n\t\ttimeout soon\n\t}", "Caddyfile:4"},
+		{"malformed tokeninfo URL", "tokeninfo ftp://example.com/tokeninfo", "Caddyfile:3"},
+		{"introspection without URL", "introspection", "Caddyfile:3"},
+		{"bad unlisted mode", "unlisted maybe", "unlisted must be one of"},
+		{"bad body mode", "body lenient", "body must be one of"},
+		{"cache size not a number", "tokeninfo {\n\t\tcache_size many\n\t}", "Caddyfile:4"},
+		{"jwt without key source", "jwt {\n\t\tissuer https://issuer.example\n\t}", "needs a key source"},
+		{"jwt with both key sources", "jwt {\n\t\tjwks_url https://issuer.example/jwks\n\t\tjwks_file /etc/jwks.json\n\t}", "exclusive"},
+		{"jwt with an unknown algorithm", "jwt {\n\t\tjwks_file /etc/jwks.json\n\t\talgorithms HS256\n\t}", "unsupported algorithm \"HS256\""},
+		{"unknown audit stage", "audit {\n\t\tstages received sometimes\n\t}", "unknown stage"},
+		{"unknown tokeninfo option", "tokeninfo {\n\t\tretries 3\n\t}", "Caddyfile:4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ":8080 {\n\tlro_cancel {\n\t" + tt.block + "\n\t}\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), map[string]any{"filename": "Caddyfile"})
+			if err == nil {
+				t.Fatalf("adapt accepted:\n%s", cfg)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
