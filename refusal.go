@@ -49,15 +49,19 @@ func credentialsMissing(apiKeyOnly bool) *refusal {
 	}
 }
 
+// gatewayRefusal is a refusal for a reason of this gateway's own, under
+// its ErrorInfo domain.
+func gatewayRefusal(decision audit.Decision, code int, reason, message string) *refusal {
+	return &refusal{
+		decision: decision,
+		err:      googleerr.Error{Code: code, Message: message, Reason: reason, Domain: gatewayDomain},
+	}
+}
+
 // badCredentials refuses credentials that are there but unusable: two
 // different ones, or one that servers could read differently.
 func badCredentials(message, reason string) *refusal {
-	return &refusal{
-		decision: audit.Unauthenticated,
-		err: googleerr.Error{
-			Code: http.StatusBadRequest, Message: message, Reason: reason, Domain: gatewayDomain,
-		},
-	}
+	return gatewayRefusal(audit.Unauthenticated, http.StatusBadRequest, reason, message)
 }
 
 func invalidToken(reason credential.Reason) *refusal {
@@ -73,13 +77,8 @@ func invalidToken(reason credential.Reason) *refusal {
 }
 
 func verifierUnavailable() *refusal {
-	return &refusal{
-		decision: audit.VerifierUnavailable,
-		err: googleerr.Error{
-			Code: http.StatusServiceUnavailable, Message: msgUnavailable,
-			Reason: "TOKEN_VERIFIER_UNAVAILABLE", Domain: gatewayDomain,
-		},
-	}
+	return gatewayRefusal(audit.VerifierUnavailable, http.StatusServiceUnavailable,
+		"TOKEN_VERIFIER_UNAVAILABLE", msgUnavailable)
 }
 
 func scopeInsufficient(accepted []string) *refusal {
@@ -93,57 +92,28 @@ func scopeInsufficient(accepted []string) *refusal {
 }
 
 func invalidBody(v *body.Violation) *refusal {
-	return &refusal{
-		decision: audit.InvalidBody,
-		err: googleerr.Error{
-			Code: http.StatusBadRequest, Message: v.Description,
-			Reason: "INVALID_CANCEL_BODY", Domain: gatewayDomain,
-			FieldViolations: []googleerr.FieldViolation{{Field: v.Field, Description: v.Description}},
-		},
-	}
+	ref := gatewayRefusal(audit.InvalidBody, http.StatusBadRequest, "INVALID_CANCEL_BODY", v.Description)
+	ref.err.FieldViolations = []googleerr.FieldViolation{{Field: v.Field, Description: v.Description}}
+	return ref
 }
 
 func ambiguousPath() *refusal {
-	return &refusal{
-		decision: audit.InvalidPath,
-		err: googleerr.Error{
-			Code: http.StatusBadRequest,
-			Message: "The request path is ambiguous: it holds a dot segment, an empty segment, " +
-				"a backslash or a percent-encoded verb.",
-			Reason: "AMBIGUOUS_PATH", Domain: gatewayDomain,
-		},
-	}
+	return gatewayRefusal(audit.InvalidPath, http.StatusBadRequest, "AMBIGUOUS_PATH",
+		"The request path is ambiguous: it holds a dot segment, an empty segment, "+
+			"a backslash or a percent-encoded verb.")
 }
 
 func methodOverride() *refusal {
-	return &refusal{
-		decision: audit.InvalidRequest,
-		err: googleerr.Error{
-			Code:    http.StatusBadRequest,
-			Message: "X-HTTP-Method-Override is not allowed on an operation cancel.",
-			Reason:  "METHOD_OVERRIDE_REFUSED", Domain: gatewayDomain,
-		},
-	}
+	return gatewayRefusal(audit.InvalidRequest, http.StatusBadRequest, "METHOD_OVERRIDE_REFUSED",
+		"X-HTTP-Method-Override is not allowed on an operation cancel.")
 }
 
 func deniedUnlisted() *refusal {
-	return &refusal{
-		decision: audit.DeniedUnlisted,
-		err: googleerr.Error{
-			Code:    http.StatusForbidden,
-			Message: "This gateway denies cancels of operations of methods it does not list.",
-			Reason:  "UNLISTED_CANCEL_DENIED", Domain: gatewayDomain,
-		},
-	}
+	return gatewayRefusal(audit.DeniedUnlisted, http.StatusForbidden, "UNLISTED_CANCEL_DENIED",
+		"This gateway denies cancels of operations of methods it does not list.")
 }
 
 func unimplemented(service string) *refusal {
-	return &refusal{
-		decision: audit.Unimplemented,
-		err: googleerr.Error{
-			Code:    http.StatusNotImplemented,
-			Message: "Operation cancel is not implemented for " + service + ".",
-			Reason:  "CANCEL_UNIMPLEMENTED", Domain: gatewayDomain,
-		},
-	}
+	return gatewayRefusal(audit.Unimplemented, http.StatusNotImplemented, "CANCEL_UNIMPLEMENTED",
+		"Operation cancel is not implemented for "+service+".")
 }

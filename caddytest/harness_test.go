@@ -180,6 +180,20 @@ type gatewayOptions struct {
 	site string
 }
 
+// credentialFilter is the log encoder the README prescribes: Caddy logs a
+// request's URI before any handler runs, so query credentials are deleted
+// from Caddy's own logs here.
+const credentialFilter = `format filter {
+			wrap json
+			request>uri query {
+				delete access_token
+				delete oauth_token
+				delete bearer_token
+				delete key
+			}
+			request>headers>X-Goog-Api-Key delete
+		}`
+
 func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 	t.Helper()
 	if testing.Short() {
@@ -208,16 +222,7 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 	skip_install_trust
 	log default {
 		output file %[2]s/default.log
-		format filter {
-			wrap json
-			request>uri query {
-				delete access_token
-				delete oauth_token
-				delete bearer_token
-				delete key
-			}
-			request>headers>X-Goog-Api-Key delete
-		}
+		%[4]s
 		exclude http.handlers.lro_cancel.audit http.log.access
 	}
 	log audit {
@@ -230,20 +235,11 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 :%[1]d {
 	log {
 		output file %[2]s/access.log
-		format filter {
-			wrap json
-			request>uri query {
-				delete access_token
-				delete oauth_token
-				delete bearer_token
-				delete key
-			}
-			request>headers>X-Goog-Api-Key delete
-		}
+		%[4]s
 	}
 	%[3]s
 }
-`, gatewayPort, g.dir, site)
+`, gatewayPort, g.dir, site, credentialFilter)
 	g.tester = caddytest.NewTester(t)
 	g.tester.InitServer(config, "caddyfile")
 	return g
