@@ -46,6 +46,7 @@ type fakeUpstream struct {
 	mu     sync.Mutex
 	seen   []upstreamRequest
 	status atomic.Int32
+	delay  atomic.Int64 // nanoseconds before answering
 }
 
 func newFakeUpstream(t testing.TB) *fakeUpstream {
@@ -59,6 +60,7 @@ func newFakeUpstream(t testing.TB) *fakeUpstream {
 			RawQuery: r.URL.RawQuery, RequestURI: r.RequestURI, Header: r.Header.Clone(), Body: b,
 		})
 		f.mu.Unlock()
+		time.Sleep(time.Duration(f.delay.Load()))
 		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 		w.WriteHeader(int(f.status.Load()))
 		_, _ = io.WriteString(w, "{}\n")

@@ -371,6 +371,23 @@ func TestRecordWrittenWhenUpstreamFailsOrClientLeaves(t *testing.T) {
 	if n := len(slow.upstream.requests()); n != 0 {
 		t.Errorf("a cancel whose client left reached the upstream %d times", n)
 	}
+
+	// The client leaves while the upstream is working on the cancel.
+	busy := startGateway(t, gatewayOptions{})
+	busy.upstream.delay.Store(int64(500 * time.Millisecond))
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	req = newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", bearer(tokenVault)...).WithContext(ctx2)
+	if _, err := busy.tester.Client.Do(req); err == nil {
+		t.Fatal("the client was meant to give up")
+	}
+	recs = busy.waitRecords(1)
+	if len(recs) != 1 || recs[0].str("decision") != "forwarded" || recs[0].num("status") == 200 {
+		t.Errorf("records = %v, want one forwarded record whose status is not the upstream's 200", recs)
+	}
+	if n := len(busy.upstream.requests()); n != 1 {
+		t.Errorf("upstream got %d requests, want 1", n)
+	}
 }
 
 // No log the gateway writes carries a token, an API key or a cookie, in
