@@ -74,6 +74,7 @@ type Handler struct {
 	stages   []audit.Stage
 	sink     audit.Sink
 	logger   *zap.Logger
+	metrics  *metrics
 	services []string // normalized Service
 }
 
@@ -176,6 +177,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.catalog = cat
+	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("lro_cancel: registering metrics: %w", err)
+	}
 
 	if h.JWT != nil {
 		return errors.New("lro_cancel: the jwt verifier is not available in this build")
@@ -207,7 +211,7 @@ func (h *Handler) newOpaqueVerifier() credential.Verifier {
 			Client:       client,
 			Timeout:      time.Duration(ic.Timeout),
 		}
-		return credential.NewCache(v, cacheConfig(ic.CacheConfig))
+		return h.cached("introspection", v, ic.CacheConfig)
 	}
 	tc := h.TokenInfo
 	if tc == nil {
@@ -217,15 +221,18 @@ func (h *Handler) newOpaqueVerifier() credential.Verifier {
 	if v.URL == "" {
 		v.URL = credential.DefaultTokenInfoURL
 	}
-	return credential.NewCache(v, cacheConfig(tc.CacheConfig))
+	return h.cached("tokeninfo", v, tc.CacheConfig)
 }
 
-func cacheConfig(c CacheConfig) credential.CacheConfig {
-	return credential.CacheConfig{
+// cached puts a verifier behind its verified-token cache, both observed by
+// the metrics under the verifier's name.
+func (h *Handler) cached(name string, v credential.Verifier, c CacheConfig) *credential.Cache {
+	return credential.NewCache(observedVerifier{name: name, v: v, m: h.metrics}, credential.CacheConfig{
 		Size:        c.CacheSize,
 		TTL:         time.Duration(c.CacheTTL),
 		NegativeTTL: time.Duration(c.NegativeCacheTTL),
-	}
+		Observe:     h.metrics.observeCache(name),
+	})
 }
 
 // Validate checks the configuration, whether it came from a Caddyfile or
@@ -259,6 +266,7 @@ func (h *Handler) govern(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	defer func() {
 		rec.Duration = time.Since(start)
 		repl.Set("http.lro_cancel.decision", string(rec.Decision))
+		h.metrics.requests.WithLabelValues(serviceLabel(res), string(rec.Decision)).Inc()
 		h.emit(&rec, audit.StageCompleted)
 	}()
 
@@ -451,6 +459,16 @@ func newRecord(r *http.Request, repl *caddy.Replacer, res *catalog.Result) audit
 		UserAgent: r.UserAgent(),
 	}
 	return rec
+}
+
+// serviceLabel is the service as a metrics label: the catalog's hosts are a
+// bounded set, a request's Host is not, so unlisted, ambiguous and custom
+// cancels share one label.
+func serviceLabel(res *catalog.Result) string {
+	if res.Method == nil || res.Method.ID == "custom" {
+		return "other"
+	}
+	return res.Service
 }
 
 func methodID(res *catalog.Result) string {

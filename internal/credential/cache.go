@@ -29,6 +29,32 @@ type CacheConfig struct {
 	NegativeTTL time.Duration
 	// Now tells the time (default time.Now); tests set it.
 	Now func() time.Time
+	// Observe, when set, is told how each verification was answered
+	// (metrics); it must be cheap and safe for concurrent use.
+	Observe func(Lookup)
+}
+
+// Lookup is how the cache answered one verification.
+type Lookup uint8
+
+const (
+	// LookupHit: from the cache.
+	LookupHit Lookup = iota
+	// LookupMiss: by a call to the wrapped Verifier made for this request.
+	LookupMiss
+	// LookupCoalesced: by a call another request made at the same time.
+	LookupCoalesced
+)
+
+// String returns "hit", "miss" or "coalesced".
+func (l Lookup) String() string {
+	switch l {
+	case LookupHit:
+		return "hit"
+	case LookupMiss:
+		return "miss"
+	}
+	return "coalesced"
 }
 
 // Cache is a Verifier that remembers another Verifier's verdicts in a
@@ -43,6 +69,7 @@ type Cache struct {
 	entries     *lru.Cache[[sha256.Size]byte, entry]
 	ttl, negTTL time.Duration
 	now         func() time.Time
+	observe     func(Lookup)
 	group       singleflight.Group
 
 	hits, misses, coalesced, calls atomic.Uint64
@@ -69,7 +96,7 @@ type Stats struct {
 
 // NewCache returns a Cache in front of v.
 func NewCache(v Verifier, cfg CacheConfig) *Cache {
-	c := &Cache{v: v, ttl: cfg.TTL, negTTL: cfg.NegativeTTL, now: cfg.Now}
+	c := &Cache{v: v, ttl: cfg.TTL, negTTL: cfg.NegativeTTL, now: cfg.Now, observe: cfg.Observe}
 	size := cfg.Size
 	if size <= 0 {
 		size = 10000
@@ -82,6 +109,9 @@ func NewCache(v Verifier, cfg CacheConfig) *Cache {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.observe == nil {
+		c.observe = func(Lookup) {}
 	}
 	// lru.New fails only for a size below 1.
 	c.entries, _ = lru.New[[sha256.Size]byte, entry](size)
@@ -97,6 +127,7 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Info, error) {
 	key := sha256.Sum256([]byte(token))
 	if e, ok := c.lookup(key); ok {
 		c.hits.Add(1)
+		c.observe(LookupHit)
 		return e.info, e.err
 	}
 	c.misses.Add(1)
@@ -115,8 +146,11 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Info, error) {
 	})
 	select {
 	case res := <-ch:
-		if !called {
+		if called {
+			c.observe(LookupMiss)
+		} else {
 			c.coalesced.Add(1)
+			c.observe(LookupCoalesced)
 		}
 		e := res.Val.(entry)
 		return e.info, e.err

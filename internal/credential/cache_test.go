@@ -234,6 +234,36 @@ func TestCacheCoalescesConcurrentMisses(t *testing.T) {
 	}
 }
 
+func TestCacheTellsObserveHowEachVerificationWasAnswered(t *testing.T) {
+	srv, v := newBlockingTokenInfo(t)
+	var mu sync.Mutex
+	seen := map[Lookup]int{}
+	c := NewCache(v, CacheConfig{Observe: func(l Lookup) {
+		mu.Lock()
+		seen[l]++
+		mu.Unlock()
+	}})
+	const n = 10
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { _, _ = c.Verify(context.Background(), testToken) })
+	}
+	waitFor(t, "all requests to miss", func() bool { return c.Stats().Misses == n })
+	close(srv.release)
+	wg.Wait()
+	if _, err := c.Verify(context.Background(), testToken); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[Lookup]int{LookupMiss: 1, LookupCoalesced: n - 1, LookupHit: 1}
+	for l, w := range want {
+		if seen[l] != w {
+			t.Errorf("%s observed %d times, want %d (all: %v)", l, seen[l], w, seen)
+		}
+	}
+}
+
 func TestCacheCancelledFirstCallerDoesNotFailOthers(t *testing.T) {
 	srv, v := newBlockingTokenInfo(t)
 	c := NewCache(v, CacheConfig{})

@@ -1,0 +1,47 @@
+package integration
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// lro_cancel's metrics are in Caddy's own registry, served by Caddy's
+// admin /metrics endpoint.
+func TestMetricsAreServedByCaddy(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	for _, token := range []string{tokenVault, tokenVault, tokenEmail, ""} {
+		var h []string
+		if token != "" {
+			h = bearer(token)
+		}
+		g.do(newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", h...))
+	}
+	g.do(newRequest(t, "POST", apiURL("random-1234.example.com", "/v1/operations/x:cancel"), "", bearer(tokenVault)...))
+
+	resp, err := http.Get("http://localhost:2999/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	body := string(b)
+	for _, want := range []string{
+		`caddy_lro_cancel_requests_total{decision="forwarded",service="vault.googleapis.com"} 2`,
+		`caddy_lro_cancel_requests_total{decision="scope_insufficient",service="vault.googleapis.com"} 1`,
+		`caddy_lro_cancel_requests_total{decision="unauthenticated",service="vault.googleapis.com"} 1`,
+		`caddy_lro_cancel_requests_total{decision="forwarded",service="other"} 1`,
+		`caddy_lro_cancel_verifier_calls_total{result="valid",verifier="tokeninfo"} 2`,
+		`caddy_lro_cancel_token_cache_lookups_total{result="hit",verifier="tokeninfo"} 2`,
+		`caddy_lro_cancel_token_cache_lookups_total{result="miss",verifier="tokeninfo"} 2`,
+		`caddy_lro_cancel_verifier_duration_seconds_count{verifier="tokeninfo"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "random-1234") {
+		t.Error("a request's Host became a metrics label")
+	}
+}

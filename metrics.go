@@ -1,0 +1,128 @@
+package lrocancel
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lro-cancel/lro_cancel/internal/credential"
+)
+
+// metrics are lro_cancel's collectors in Caddy's registry. Every handler of
+// a config shares them: the first to provision registers them, the others
+// reuse what is registered.
+type metrics struct {
+	requests        *prometheus.CounterVec
+	verifierCalls   *prometheus.CounterVec
+	verifierLatency *prometheus.HistogramVec
+	cacheLookups    *prometheus.CounterVec
+	journalSync     prometheus.Histogram
+	journalFailures prometheus.Counter
+}
+
+const metricsNamespace = "caddy_lro_cancel"
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "requests_total",
+			Help: "Recognised cancels, by API service and decision.",
+		}, []string{"service", "decision"}),
+		verifierCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "verifier_calls_total",
+			Help: "Calls to a token verifier (cache misses), by verifier and result: valid, invalid, unavailable.",
+		}, []string{"verifier", "result"}),
+		verifierLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Name: "verifier_duration_seconds",
+			Help:    "Latency of token verifier calls.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"verifier"}),
+		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "token_cache_lookups_total",
+			Help: "Verified-token cache lookups, by verifier and result: hit, miss, coalesced.",
+		}, []string{"verifier", "result"}),
+		journalSync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Name: "journal_fsync_duration_seconds",
+			Help:    "Latency of the audit journal's group-commit fsyncs.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		journalFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "journal_failures_total",
+			Help: "Audit journal writes or fsyncs that failed (each refused its batch of cancels).",
+		}),
+	}
+	var err error
+	m.requests, err = register(reg, m.requests)
+	if err == nil {
+		m.verifierCalls, err = register(reg, m.verifierCalls)
+	}
+	if err == nil {
+		m.verifierLatency, err = register(reg, m.verifierLatency)
+	}
+	if err == nil {
+		m.cacheLookups, err = register(reg, m.cacheLookups)
+	}
+	if err == nil {
+		m.journalSync, err = register(reg, m.journalSync)
+	}
+	if err == nil {
+		m.journalFailures, err = register(reg, m.journalFailures)
+	}
+	return m, err
+}
+
+// register registers c, or returns the collector already registered under
+// its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+// observeCache returns the cache hook that counts lookups of a verifier.
+func (m *metrics) observeCache(verifier string) func(credential.Lookup) {
+	counters := [...]prometheus.Counter{
+		credential.LookupHit:       m.cacheLookups.WithLabelValues(verifier, credential.LookupHit.String()),
+		credential.LookupMiss:      m.cacheLookups.WithLabelValues(verifier, credential.LookupMiss.String()),
+		credential.LookupCoalesced: m.cacheLookups.WithLabelValues(verifier, credential.LookupCoalesced.String()),
+	}
+	return func(l credential.Lookup) { counters[l].Inc() }
+}
+
+// observedVerifier counts and times the calls to a verifier.
+type observedVerifier struct {
+	name string
+	v    credential.Verifier
+	m    *metrics
+}
+
+func (o observedVerifier) Verify(ctx context.Context, token string) (*credential.Info, error) {
+	start := time.Now()
+	info, err := o.v.Verify(ctx, token)
+	o.m.verifierLatency.WithLabelValues(o.name).Observe(time.Since(start).Seconds())
+	result := "valid"
+	if err != nil {
+		result = "unavailable"
+		if _, ok := errors.AsType[*credential.InvalidError](err); ok {
+			result = "invalid"
+		}
+	}
+	o.m.verifierCalls.WithLabelValues(o.name, result).Inc()
+	return info, err
+}
+
+// observeJournal is the journal's fsync hook.
+func (m *metrics) observeJournal(d time.Duration, err error) {
+	m.journalSync.Observe(d.Seconds())
+	if err != nil {
+		m.journalFailures.Inc()
+	}
+}
