@@ -1,5 +1,7 @@
 // Package audit holds the audit record of a governed cancel and the sinks
-// that write it. A record is shaped after Cloud Audit Logs (principal,
+// that write it: Logger (a zap logger, routed by Caddy's logging) and
+// Journal (a durable, fsynced file; see Journal for its guarantees and how
+// to rotate it). A record is shaped after Cloud Audit Logs (principal,
 // method, resource, status) and Kubernetes audit events (audit id, stage).
 package audit
 
@@ -33,6 +35,7 @@ const (
 	InvalidRequest      Decision = "invalid_request"
 	VerifierUnavailable Decision = "verifier_unavailable"
 	DeniedUnlisted      Decision = "denied_unlisted"
+	JournalUnavailable  Decision = "journal_unavailable"
 )
 
 // Record is one audit record. Zero-valued optional fields are omitted.

@@ -1,0 +1,899 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+var journalEpoch = time.Date(2025, 1, 1, 0, 0, 0, 123456789, time.UTC)
+
+// journalClock is a settable time source, also usable as a zap clock.
+type journalClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *journalClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *journalClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func (c *journalClock) NewTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
+
+// faults is a file system over the real one whose journal files fail on
+// demand, and which counts what the journal asks of it.
+type faults struct {
+	mu       sync.Mutex
+	openErr  error         // open fails with it
+	writeErr error         // Write writes half its bytes, then fails with it
+	syncErr  error         // Sync fails with it
+	truncErr error         // Truncate fails with it
+	syncGate chan struct{} // Sync waits for it to be closed
+	opens    int
+	syncs    int // Sync calls begun, including those waiting at the gate
+	dirSyncs []string
+}
+
+func (fl *faults) fs() fileSystem {
+	return fileSystem{
+		open: func(path string) (file, error) {
+			fl.mu.Lock()
+			fl.opens++
+			err := fl.openErr
+			fl.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			f, err := openAppend(path)
+			if err != nil {
+				return nil, err
+			}
+			return &faultyFile{file: f, faults: fl}, nil
+		},
+		syncDir: func(dir string) error {
+			fl.mu.Lock()
+			fl.dirSyncs = append(fl.dirSyncs, dir)
+			fl.mu.Unlock()
+			return syncDir(dir)
+		},
+	}
+}
+
+func (fl *faults) update(f func(*faults)) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	f(fl)
+}
+
+func (fl *faults) count() (opens, syncs int) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.opens, fl.syncs
+}
+
+type faultyFile struct {
+	file
+	faults *faults
+}
+
+func (f *faultyFile) Write(p []byte) (int, error) {
+	f.faults.mu.Lock()
+	err := f.faults.writeErr
+	f.faults.mu.Unlock()
+	if err == nil {
+		return f.file.Write(p)
+	}
+	n, werr := f.file.Write(p[:len(p)/2])
+	if werr != nil {
+		return n, werr
+	}
+	return n, err
+}
+
+func (f *faultyFile) Truncate(size int64) error {
+	f.faults.mu.Lock()
+	err := f.faults.truncErr
+	f.faults.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return f.file.Truncate(size)
+}
+
+func (f *faultyFile) Sync() error {
+	f.faults.mu.Lock()
+	f.faults.syncs++
+	gate, err := f.faults.syncGate, f.faults.syncErr
+	f.faults.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if err != nil {
+		return err
+	}
+	return f.file.Sync()
+}
+
+func record(id string) *Record {
+	return &Record{
+		AuditID:   id,
+		Stage:     StageReceived,
+		Service:   "vault.googleapis.com",
+		Method:    "vault.operations.cancel",
+		Operation: "operations/" + id,
+		ClientIP:  "192.0.2.1",
+		UserAgent: "test",
+	}
+}
+
+// journalIDs reads a journal, fails the test unless every line is a
+// whole JSON object, and returns the records' audit ids in file order.
+func journalIDs(t testing.TB, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		t.Fatalf("%s does not end in a newline: %q", path, data[max(len(data)-40, 0):])
+	}
+	var ids []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line struct {
+			AuditID string `json:"audit_id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("%s: line %.200q is not JSON: %v", path, sc.Text(), err)
+		}
+		ids = append(ids, line.AuditID)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// waitFor polls cond, which a concurrent goroutine is about to make true.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// pendingRecords is how many records wait for the next append.
+func pendingRecords(j *Journal) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.pending == nil {
+		return 0
+	}
+	return j.pending.records
+}
+
+// within fails the test unless done is closed in time: a hang is a failure.
+func within(t *testing.T, what string, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s hung", what)
+	}
+}
+
+func TestJournalLineIsTheLogSinkLine(t *testing.T) {
+	tests := []struct {
+		name string
+		rec  *Record
+	}{
+		{name: "received record", rec: record("a1")},
+		{name: "completed record with every field", rec: &Record{
+			AuditID: "a2", Stage: StageCompleted, Decision: Forwarded, Status: 200, UpstreamStatus: 200,
+			Service: "vault.googleapis.com", Method: "vault.operations.cancel", Operation: "operations/x/y",
+			Principal: "ops@example.com", TokenID: "0123456789abcdef",
+			ScopesAccepted: []string{"https://www.googleapis.com/auth/ediscovery"},
+			ScopeUsed:      "https://www.googleapis.com/auth/ediscovery",
+			ClientIP:       "192.0.2.1", UserAgent: "ua \"quoted\"\n", Duration: 1500 * time.Millisecond,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &journalClock{now: journalEpoch}
+			// The log sink as Caddy builds it by default: production JSON
+			// encoder, logger named after the handler plus "audit".
+			var logged bytes.Buffer
+			core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logged), zapcore.InfoLevel)
+			sink := Logger{L: zap.New(core, zap.WithClock(clock)).Named("http.handlers").Named("lro_cancel").Named("audit")}
+			if err := sink.Write(tt.rec); err != nil {
+				t.Fatal(err)
+			}
+
+			path := filepath.Join(t.TempDir(), "journal")
+			j, err := OpenJournal(path, JournalOptions{Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Write(tt.rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, logged.Bytes()) {
+				t.Errorf("journal line\n%s\nlog sink line\n%s", got, logged.Bytes())
+			}
+			var line map[string]any
+			if err := json.Unmarshal(got, &line); err != nil {
+				t.Fatal(err)
+			}
+			wantTS := float64(journalEpoch.UnixNano()) / 1e9
+			if line["ts"] != wantTS || line["logger"] != "http.handlers.lro_cancel.audit" || line["msg"] != "lro_cancel" {
+				t.Errorf("ts, logger, msg = %v, %v, %v; want %v, http.handlers.lro_cancel.audit, lro_cancel", line["ts"], line["logger"], line["msg"], wantTS)
+			}
+		})
+	}
+}
+
+func TestOpenJournal(t *testing.T) {
+	tests := []struct {
+		name     string
+		existing string // prior content; "-" for no file
+		wantIDs  []string
+	}{
+		{name: "creates the file", existing: "-", wantIDs: []string{"new"}},
+		{name: "appends to an existing file", existing: `{"audit_id":"old"}` + "\n", wantIDs: []string{"old", "new"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "journal")
+			if tt.existing != "-" {
+				if err := os.WriteFile(path, []byte(tt.existing), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fl := &faults{}
+			j, err := openJournal(path, JournalOptions{}, fl.fs())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Path() != path {
+				t.Errorf("Path() = %q, want %q", j.Path(), path)
+			}
+			if err := j.Write(record("new")); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := journalIDs(t, path); !slices.Equal(got, tt.wantIDs) {
+				t.Errorf("journal holds %q, want %q", got, tt.wantIDs)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.existing == "-" && fi.Mode().Perm() != 0o600 {
+				t.Errorf("new journal has mode %v, want 0600", fi.Mode().Perm())
+			}
+			if !slices.Contains(fl.dirSyncs, dir) {
+				t.Errorf("directory syncs %q, want %q among them", fl.dirSyncs, dir)
+			}
+		})
+	}
+}
+
+func TestOpenJournalRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		path string
+	}{
+		{name: "empty path", path: ""},
+		{name: "missing directory", path: filepath.Join(t.TempDir(), "missing", "journal")},
+		{name: "a directory", path: t.TempDir()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j, err := OpenJournal(tt.path, JournalOptions{})
+			if err == nil {
+				j.Close()
+				t.Fatalf("OpenJournal(%q) succeeded", tt.path)
+			}
+		})
+	}
+}
+
+func TestJournalGroupCommitSharesOneFsync(t *testing.T) {
+	const writers = 200
+	path := filepath.Join(t.TempDir(), "journal")
+	fl := &faults{}
+	var fsyncs atomic.Int64
+	j, err := openJournal(path, JournalOptions{OnSync: func(time.Duration, error) { fsyncs.Add(1) }}, fl.fs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+
+	// The first record's fsync is held open while the other 199 arrive:
+	// they must all be appended by the next single write and fsync.
+	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release() // before Close, should the test stop early
+	fl.update(func(fl *faults) { fl.syncGate = gate })
+	errs := make(chan error, writers)
+	go func() { errs <- j.Write(record("w0")) }()
+	waitFor(t, "the first fsync", func() bool { _, syncs := fl.count(); return syncs == 1 })
+	for i := 1; i < writers; i++ {
+		go func() { errs <- j.Write(record(fmt.Sprintf("w%d", i))) }()
+	}
+	waitFor(t, "the other writers to queue", func() bool { return pendingRecords(j) == writers-1 })
+	release()
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if got := fsyncs.Load(); got != 2 {
+		t.Errorf("%d writers took %d fsyncs, want 2", writers, got)
+	}
+	ids := journalIDs(t, path)
+	slices.Sort(ids)
+	if len(ids) != writers || len(slices.Compact(ids)) != writers {
+		t.Errorf("journal holds %d lines (%d distinct), want %d", len(ids), len(slices.Compact(ids)), writers)
+	}
+}
+
+func TestJournalFailsThenRecovers(t *testing.T) {
+	tests := []struct {
+		name    string
+		fault   func(*faults)
+		wantErr []error // what each of the failing Writes wraps, in turn
+	}{
+		{
+			name:    "a partial write (ENOSPC) leaves no torn line",
+			fault:   func(fl *faults) { fl.writeErr = syscall.ENOSPC },
+			wantErr: []error{syscall.ENOSPC, syscall.ENOSPC},
+		},
+		{
+			name:    "a failed fsync (EIO) takes the batch back",
+			fault:   func(fl *faults) { fl.syncErr = syscall.EIO },
+			wantErr: []error{syscall.EIO, syscall.EIO},
+		},
+		{
+			name:    "a failed reopen fails the next Write too",
+			fault:   func(fl *faults) { fl.writeErr, fl.openErr = syscall.EIO, syscall.EACCES },
+			wantErr: []error{syscall.EIO, syscall.EACCES},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "journal")
+			fl := &faults{}
+			var failedSyncs atomic.Int64
+			j, err := openJournal(path, JournalOptions{OnSync: func(_ time.Duration, err error) {
+				if err != nil {
+					failedSyncs.Add(1)
+				}
+			}}, fl.fs())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			for _, id := range []string{"ok1", "ok2"} {
+				if err := j.Write(record(id)); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			fl.update(tt.fault)
+			for i, want := range tt.wantErr {
+				err := j.Write(record(fmt.Sprintf("failed%d", i)))
+				if !errors.Is(err, want) {
+					t.Errorf("failing Write %d returned %v, want an error wrapping %v", i, err, want)
+				}
+			}
+			if got := failedSyncs.Load(); got != int64(len(tt.wantErr)) {
+				t.Errorf("OnSync saw %d failures, want %d", got, len(tt.wantErr))
+			}
+
+			fl.update(func(fl *faults) { fl.openErr, fl.writeErr, fl.syncErr, fl.truncErr = nil, nil, nil, nil })
+			if err := j.Write(record("ok3")); err != nil {
+				t.Fatalf("Write after the fault cleared: %v", err)
+			}
+			if got, want := journalIDs(t, path), []string{"ok1", "ok2", "ok3"}; !slices.Equal(got, want) {
+				t.Errorf("journal holds %q, want %q", got, want)
+			}
+			// The failed batch is taken back at once, not left to the
+			// torn-tail repair of the reopen.
+			if torn, _ := filepath.Glob(path + ".torn.*"); len(torn) != 0 {
+				t.Errorf("torn copies %q, want none", torn)
+			}
+			if opens, _ := fl.count(); opens < 2 {
+				t.Errorf("the path was opened %d times, want a reopen after the failure", opens)
+			}
+		})
+	}
+}
+
+func TestJournalLogsOutagesOncePerBurst(t *testing.T) {
+	type step struct {
+		at   time.Duration // since the outage began
+		fail bool
+	}
+	type entry struct {
+		level   zapcore.Level
+		refused int64 // records_refused
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		want  []entry
+	}{
+		{
+			name:  "one ERROR per 10 s, one INFO on recovery",
+			steps: []step{{0, true}, {time.Second, true}, {5 * time.Second, true}, {10 * time.Second, true}, {12 * time.Second, true}, {13 * time.Second, false}, {14 * time.Second, false}},
+			want:  []entry{{zapcore.ErrorLevel, 1}, {zapcore.ErrorLevel, 3}, {zapcore.InfoLevel, 5}},
+		},
+		{
+			name:  "a second outage is logged afresh",
+			steps: []step{{0, true}, {time.Second, false}, {2 * time.Second, true}, {3 * time.Second, false}},
+			want:  []entry{{zapcore.ErrorLevel, 1}, {zapcore.InfoLevel, 1}, {zapcore.ErrorLevel, 1}, {zapcore.InfoLevel, 1}},
+		},
+		{
+			name:  "success alone logs nothing",
+			steps: []step{{0, false}, {time.Minute, false}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.DebugLevel)
+			clock := &journalClock{now: journalEpoch}
+			fl := &faults{}
+			j, err := openJournal(filepath.Join(t.TempDir(), "journal"), JournalOptions{Logger: zap.New(core), Now: clock.Now}, fl.fs())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			for i, s := range tt.steps {
+				clock.set(journalEpoch.Add(s.at))
+				fl.update(func(fl *faults) {
+					fl.syncErr = nil
+					if s.fail {
+						fl.syncErr = syscall.EIO
+					}
+				})
+				if err := j.Write(record(fmt.Sprint(i))); (err != nil) != s.fail {
+					t.Fatalf("step %d: Write returned %v", i, err)
+				}
+			}
+			var got []entry
+			for _, e := range logs.All() {
+				got = append(got, entry{e.Level, e.ContextMap()["records_refused"].(int64)})
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("logged (level, records_refused) %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestJournalOnDevFullFails(t *testing.T) {
+	const path = "/dev/full"
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("no %s: %v", path, err)
+	}
+	j, err := OpenJournal(path, JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // the second Write goes through a reopen
+		if err := j.Write(record("full")); !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("Write %d to %s returned %v, want an error wrapping ENOSPC", i, path, err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestOpenJournalMovesTornTailAside(t *testing.T) {
+	long := strings.Repeat("x", 100<<10) // longer than one backward read
+	tests := []struct {
+		name      string
+		content   string
+		wantKept  string
+		wantTorn  string // "" when nothing is torn
+		wantWarns int
+	}{
+		{name: "whole lines are kept", content: "{\"audit_id\":\"a\"}\n{\"audit_id\":\"b\"}\n", wantKept: "{\"audit_id\":\"a\"}\n{\"audit_id\":\"b\"}\n"},
+		{name: "an empty file is kept", content: ""},
+		{name: "a torn last line is moved aside", content: "{\"audit_id\":\"a\"}\n{\"audit_id\":\"b", wantKept: "{\"audit_id\":\"a\"}\n", wantTorn: "{\"audit_id\":\"b", wantWarns: 1},
+		{name: "a file of one torn line is emptied", content: "{\"audit_id\":", wantTorn: "{\"audit_id\":", wantWarns: 1},
+		{name: "a torn line longer than a read is moved whole", content: "{\"audit_id\":\"a\"}\n" + long, wantKept: "{\"audit_id\":\"a\"}\n", wantTorn: long, wantWarns: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "journal")
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			core, logs := observer.New(zapcore.WarnLevel)
+			j, err := OpenJournal(path, JournalOptions{Logger: zap.New(core)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Write(record("after")); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			journalIDs(t, path) // every line parses
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(got), tt.wantKept) || strings.Count(string(got), "\n") != strings.Count(tt.wantKept, "\n")+1 {
+				t.Errorf("journal is %q, want %q and the new line", got, tt.wantKept)
+			}
+
+			torn, err := filepath.Glob(path + ".torn.*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.wantTorn == "" && len(torn) != 0:
+				t.Errorf("torn copies %q, want none", torn)
+			case tt.wantTorn != "":
+				if len(torn) != 1 {
+					t.Fatalf("torn copies %q, want one", torn)
+				}
+				saved, err := os.ReadFile(torn[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(saved) != tt.wantTorn {
+					t.Errorf("torn copy holds %d bytes %.40q, want %d bytes %.40q", len(saved), saved, len(tt.wantTorn), tt.wantTorn)
+				}
+			}
+
+			warns := logs.FilterLevelExact(zapcore.WarnLevel).All()
+			if len(warns) != tt.wantWarns {
+				t.Fatalf("%d WARN lines, want %d", len(warns), tt.wantWarns)
+			}
+			if tt.wantWarns > 0 {
+				if got := warns[0].ContextMap()["bytes"]; got != int64(len(tt.wantTorn)) {
+					t.Errorf("WARN names %v bytes, want %d", got, len(tt.wantTorn))
+				}
+			}
+		})
+	}
+}
+
+func TestJournalRotationByRenameAndReopen(t *testing.T) {
+	const before, during = 50, 100
+	dir := t.TempDir()
+	path := filepath.Join(dir, "journal")
+	rotated := path + ".1"
+	j1, err := OpenJournal(path, JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want1 := map[string]bool{}
+	for i := range before {
+		id := fmt.Sprintf("j1-before-%d", i)
+		if err := j1.Write(record(id)); err != nil {
+			t.Fatal(err)
+		}
+		want1[id] = true
+	}
+
+	if err := os.Rename(path, rotated); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := OpenJournal(path, JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The old journal has writes in flight while it is closed: each either
+	// lands in the renamed file or fails as closed, never elsewhere.
+	var mu sync.Mutex
+	want2 := map[string]bool{}
+	var wg sync.WaitGroup
+	for i := range during {
+		wg.Go(func() {
+			id := fmt.Sprintf("j1-during-%d", i)
+			err := j1.Write(record(id))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				want1[id] = true
+			case !errors.Is(err, ErrJournalClosed):
+				t.Errorf("in-flight Write on the old journal: %v", err)
+			}
+		})
+		wg.Go(func() {
+			id := fmt.Sprintf("j2-%d", i)
+			if err := j2.Write(record(id)); err != nil {
+				t.Errorf("Write on the new journal: %v", err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			want2[id] = true
+		})
+	}
+	if err := j1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := j2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, f := range []struct {
+		path string
+		want map[string]bool
+	}{{rotated, want1}, {path, want2}} {
+		got := journalIDs(t, f.path)
+		seen := map[string]bool{}
+		for _, id := range got {
+			if !f.want[id] || seen[id] {
+				t.Errorf("%s holds %q, which is not a record acknowledged once by its journal", f.path, id)
+			}
+			seen[id] = true
+		}
+		if len(seen) != len(f.want) {
+			t.Errorf("%s holds %d of the %d records acknowledged by its journal", f.path, len(seen), len(f.want))
+		}
+	}
+}
+
+func TestJournalsShareOneFile(t *testing.T) {
+	// Two journals on one path: the old and new handler during a reload.
+	const each = 100
+	path := filepath.Join(t.TempDir(), "journal")
+	var js [2]*Journal
+	for i := range js {
+		j, err := OpenJournal(path, JournalOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js[i] = j
+	}
+	var wg sync.WaitGroup
+	for i := range each {
+		for k, j := range js {
+			wg.Go(func() {
+				if err := j.Write(record(fmt.Sprintf("j%d-%d", k, i))); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, j := range js {
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := journalIDs(t, path)
+	slices.Sort(ids)
+	if len(ids) != 2*each || len(slices.Compact(ids)) != 2*each {
+		t.Errorf("journal holds %d lines (%d distinct), want %d", len(ids), len(slices.Compact(ids)), 2*each)
+	}
+}
+
+func TestJournalMovesAsideATornLineOfAnotherWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	fl := &faults{}
+	failing, err := openJournal(path, JournalOptions{}, fl.fs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer failing.Close()
+	other, err := OpenJournal(path, JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+
+	// Half a batch written, and the truncation that should take it back
+	// fails too: the file is left with a torn line.
+	fl.update(func(fl *faults) { fl.writeErr, fl.truncErr = syscall.ENOSPC, syscall.EIO })
+	if err := failing.Write(record("torn")); err == nil {
+		t.Fatal("Write succeeded through a failing file")
+	}
+	if err := other.Write(record("whole")); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := journalIDs(t, path), []string{"whole"}; !slices.Equal(got, want) {
+		t.Errorf("journal holds %q, want %q", got, want)
+	}
+	if torn, _ := filepath.Glob(path + ".torn.*"); len(torn) != 1 {
+		t.Errorf("torn copies %q, want one", torn)
+	}
+}
+
+func TestJournalCloseWithPendingWrites(t *testing.T) {
+	const queued = 20
+	tests := []struct {
+		name      string
+		syncErr   error
+		wantLines int
+	}{
+		{name: "pending writes complete durably", wantLines: queued + 1},
+		{name: "pending writes fail", syncErr: syscall.EIO},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "journal")
+			fl := &faults{}
+			j, err := openJournal(path, JournalOptions{}, fl.fs())
+			if err != nil {
+				t.Fatal(err)
+			}
+			gate := make(chan struct{})
+			release := sync.OnceFunc(func() { close(gate) })
+			defer release()
+			fl.update(func(fl *faults) { fl.syncGate, fl.syncErr = gate, tt.syncErr })
+			errs := make(chan error, queued+1)
+			go func() { errs <- j.Write(record("first")) }()
+			waitFor(t, "the first fsync", func() bool { _, syncs := fl.count(); return syncs == 1 })
+			for i := range queued {
+				go func() { errs <- j.Write(record(fmt.Sprintf("queued%d", i))) }()
+			}
+			waitFor(t, "the writers to queue", func() bool { return pendingRecords(j) == queued })
+
+			closed := make(chan error, 1)
+			go func() { closed <- j.Close() }()
+			release()
+
+			done := make(chan struct{})
+			var failed int
+			go func() {
+				defer close(done)
+				for range queued + 1 {
+					if err := <-errs; err != nil {
+						failed++
+						if !errors.Is(err, tt.syncErr) {
+							t.Errorf("pending Write returned %v, want an error wrapping %v", err, tt.syncErr)
+						}
+					}
+				}
+			}()
+			within(t, "pending writes", done)
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Close hung")
+			}
+			if got := len(journalIDs(t, path)); got != tt.wantLines || failed != queued+1-tt.wantLines {
+				t.Errorf("journal holds %d lines and %d writes failed, want %d lines and the rest failed", got, failed, tt.wantLines)
+			}
+		})
+	}
+}
+
+func TestJournalWriteAfterCloseFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j, err := OpenJournal(path, JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Write(record("late")); !errors.Is(err, ErrJournalClosed) {
+		t.Errorf("Write after Close returned %v, want ErrJournalClosed", err)
+	}
+	if err := j.Close(); !errors.Is(err, ErrJournalClosed) {
+		t.Errorf("second Close returned %v, want ErrJournalClosed", err)
+	}
+	if ids := journalIDs(t, path); len(ids) != 0 {
+		t.Errorf("journal holds %q, want nothing", ids)
+	}
+}
+
+func benchRecord() *Record {
+	return &Record{
+		AuditID: "5f1c2a9e-3b7d-4e8a-9c61-0d2f4b6a8e13", Stage: StageCompleted, Decision: Forwarded,
+		Status: 200, UpstreamStatus: 200, Service: "vault.googleapis.com", Method: "vault.operations.cancel",
+		Operation: "operations/exports/1234567890", Principal: "ops@example.com", TokenID: "0123456789abcdef",
+		ScopesAccepted: []string{"https://www.googleapis.com/auth/ediscovery"},
+		ScopeUsed:      "https://www.googleapis.com/auth/ediscovery",
+		ClientIP:       "192.0.2.1", UserAgent: "google-api-go-client/0.5", Duration: 42 * time.Millisecond,
+	}
+}
+
+func openBenchJournal(b *testing.B, fsyncs *atomic.Int64) *Journal {
+	j, err := OpenJournal(filepath.Join(b.TempDir(), "journal"), JournalOptions{
+		OnSync: func(time.Duration, error) { fsyncs.Add(1) },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { j.Close() })
+	return j
+}
+
+func reportJournal(b *testing.B, fsyncs *atomic.Int64) {
+	b.ReportMetric(float64(fsyncs.Load())/float64(b.N), "fsyncs/op")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func BenchmarkJournalWrite(b *testing.B) {
+	var fsyncs atomic.Int64
+	j := openBenchJournal(b, &fsyncs)
+	r := benchRecord()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := j.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportJournal(b, &fsyncs)
+}
+
+func BenchmarkJournalWriteParallel(b *testing.B) {
+	// Writers per GOMAXPROCS: a gateway holds many cancels in flight.
+	for _, p := range []int{1, 16, 128} {
+		b.Run(fmt.Sprintf("writers=%d", p*runtime.GOMAXPROCS(0)), func(b *testing.B) {
+			var fsyncs atomic.Int64
+			j := openBenchJournal(b, &fsyncs)
+			r := benchRecord()
+			b.ReportAllocs()
+			b.SetParallelism(p)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := j.Write(r); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			reportJournal(b, &fsyncs)
+		})
+	}
+}
