@@ -32,7 +32,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		body          empty|strict
 //		tokeninfo     [<url>] { timeout <d>  cache_ttl <d>  cache_size <n>  negative_cache_ttl <d> }
 //		introspection <url> { client_id <id>  client_secret <secret>  timeout <d>  cache_ttl <d> ... }
-//		jwt { jwks_url <url> | jwks_file <path>  issuer <iss>...  audience <aud>...  algorithms <alg>... }
+//		jwt { jwks_url <url> | jwks_file <path>  issuer <iss>...  audience <aud>...  algorithms <alg>...
+//		      leeway <d>  timeout <d>  refresh_interval <d>  min_refresh_interval <d>  cache_ttl <d> ... }
 //		audit { stages received completed  journal <path> }
 //	}
 //
@@ -201,8 +202,16 @@ func (h *Handler) parseJWT(d *caddyfile.Dispenser) error {
 			j.Audience, err = appendArgs(d, j.Audience, 1)
 		case "algorithms":
 			j.Algorithms, err = appendArgs(d, j.Algorithms, 1)
+		case "leeway":
+			err = parseDuration(d, &j.Leeway)
+		case "timeout":
+			err = parseDuration(d, &j.Timeout)
+		case "refresh_interval":
+			err = parseDuration(d, &j.RefreshInterval)
+		case "min_refresh_interval":
+			err = parseDuration(d, &j.MinRefreshInterval)
 		default:
-			err = d.Errf("unrecognized jwt subdirective '%s'", d.Val())
+			err = parseCache(d, &j.CacheConfig, "jwt")
 		}
 		if err != nil {
 			return err

@@ -71,8 +71,11 @@ type Handler struct {
 
 	catalog  *catalog.Catalog
 	opaque   credential.Verifier
+	jwt      credential.Verifier // nil unless configured
+	closers  []func()
 	stages   []audit.Stage
 	sink     audit.Sink
+	journal  *audit.Journal // nil unless configured
 	logger   *zap.Logger
 	metrics  *metrics
 	services []string // normalized Service
@@ -139,6 +142,23 @@ type JWTConfig struct {
 	// Algorithms lists the accepted signing algorithms.
 	// Default: RS256, ES256.
 	Algorithms []string `json:"algorithms,omitempty"`
+
+	// Leeway is the clock skew allowed on exp, nbf and iat. Default: 30s.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// Timeout of one key set fetch. Default: 5s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// RefreshInterval is how often the key set is fetched again in the
+	// background. Default: 15m.
+	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+
+	// MinRefreshInterval is the least time between fetches triggered by
+	// tokens with an unknown kid (or while no key set has loaded), so that
+	// forged kids cannot flood the key server. Default: 1m.
+	MinRefreshInterval caddy.Duration `json:"min_refresh_interval,omitempty"`
+
+	CacheConfig
 }
 
 // AuditConfig configures the audit records.
@@ -181,11 +201,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("lro_cancel: registering metrics: %w", err)
 	}
 
-	if h.JWT != nil {
-		return errors.New("lro_cancel: the jwt verifier is not available in this build")
-	}
-	if h.Audit != nil && h.Audit.Journal != "" {
-		return errors.New("lro_cancel: the audit journal is not available in this build")
+	if j := h.JWT; j != nil {
+		v, err := credential.NewJWT(credential.JWTConfig{
+			JWKSURL:            j.JWKSURL,
+			JWKSFile:           j.JWKSFile,
+			Issuers:            j.Issuer,
+			Audiences:          j.Audience,
+			Algorithms:         j.Algorithms,
+			Leeway:             time.Duration(j.Leeway),
+			Timeout:            time.Duration(j.Timeout),
+			RefreshInterval:    time.Duration(j.RefreshInterval),
+			MinRefreshInterval: time.Duration(j.MinRefreshInterval),
+			OnFetch:            h.logKeyFetch,
+		})
+		if err != nil {
+			return fmt.Errorf("lro_cancel: jwt: %w", err)
+		}
+		h.closers = append(h.closers, v.Close)
+		h.jwt = h.cached("jwt", v, j.CacheConfig)
 	}
 	h.opaque = h.newOpaqueVerifier()
 
@@ -197,6 +230,36 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	h.sink = audit.Logger{L: h.logger.Named("audit")}
+	if h.Audit != nil && h.Audit.Journal != "" {
+		j, err := audit.OpenJournal(h.Audit.Journal, audit.JournalOptions{
+			Logger: h.logger.Named("journal"),
+			OnSync: h.metrics.observeJournal,
+		})
+		if err != nil {
+			return fmt.Errorf("lro_cancel: opening the audit journal: %w", err)
+		}
+		h.journal = j
+		h.closers = append(h.closers, func() { _ = j.Close() })
+		// The journal's point is a durable record before forwarding.
+		if !slices.Contains(h.stages, audit.StageReceived) {
+			h.stages = append(h.stages, audit.StageReceived)
+		}
+	}
+	return nil
+}
+
+// logKeyFetch reports a failed JWKS fetch; the last good key set stays.
+func (h *Handler) logKeyFetch(err error) {
+	if err != nil {
+		h.logger.Warn("fetching the jwt key set failed; keeping the last good one", zap.Error(err))
+	}
+}
+
+// Cleanup stops the key set refresher and closes the journal.
+func (h *Handler) Cleanup() error {
+	for _, c := range h.closers {
+		c()
+	}
 	return nil
 }
 
@@ -262,13 +325,15 @@ func (h *Handler) govern(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	rec := newRecord(r, repl, res)
 	w.Header().Set("Audit-Id", rec.AuditID)
 	repl.Set("http.lro_cancel.audit_id", rec.AuditID)
-	h.emit(&rec, audit.StageReceived)
 	defer func() {
 		rec.Duration = time.Since(start)
 		repl.Set("http.lro_cancel.decision", string(rec.Decision))
 		h.metrics.requests.WithLabelValues(serviceLabel(res), string(rec.Decision)).Inc()
-		h.emit(&rec, audit.StageCompleted)
+		_ = h.emit(&rec, audit.StageCompleted)
 	}()
+	if err := h.emit(&rec, audit.StageReceived); err != nil {
+		return h.refuse(w, journalUnavailable(), &rec)
+	}
 
 	if ref := h.check(r, res, &rec); ref != nil {
 		repl.Set("http.lro_cancel.principal", rec.Principal)
@@ -341,7 +406,12 @@ func (h *Handler) check(r *http.Request, res *catalog.Result, rec *audit.Record)
 	return h.checkBody(r, res)
 }
 
+// verify sends a JWT-shaped token to the jwt verifier when one is
+// configured, any other to tokeninfo or introspection.
 func (h *Handler) verify(ctx context.Context, token string) (*credential.Info, error) {
+	if h.jwt != nil && credential.LooksLikeJWT(token) {
+		return h.jwt.Verify(ctx, token)
+	}
 	return h.opaque.Verify(ctx, token)
 }
 
@@ -435,16 +505,21 @@ func (h *Handler) refuse(w http.ResponseWriter, ref *refusal, rec *audit.Record)
 	return nil
 }
 
-// emit writes the record at the given stage if that stage is configured.
-// Sinks never see a credential: the record holds only a token hash prefix.
-func (h *Handler) emit(rec *audit.Record, stage audit.Stage) {
+// emit writes the record at the given stage, if that stage is configured,
+// to the journal (durably: an error means it is not on disk) and to the
+// audit log. Sinks never see a credential: the record holds only a token
+// hash prefix. The journal logs its own failures.
+func (h *Handler) emit(rec *audit.Record, stage audit.Stage) error {
 	if !slices.Contains(h.stages, stage) {
-		return
+		return nil
 	}
 	rec.Stage = stage
-	if err := h.sink.Write(rec); err != nil {
-		h.logger.Error("writing audit record", zap.String("audit_id", rec.AuditID), zap.Error(err))
+	var err error
+	if h.journal != nil {
+		err = h.journal.Write(rec)
 	}
+	_ = h.sink.Write(rec) // the log sink reports its own failures
+	return err
 }
 
 func newRecord(r *http.Request, repl *caddy.Replacer, res *catalog.Result) audit.Record {
@@ -547,6 +622,7 @@ func validateConfig(h *Handler) error {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

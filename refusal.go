@@ -76,6 +76,11 @@ func invalidToken(reason credential.Reason) *refusal {
 	}
 }
 
+func journalUnavailable() *refusal {
+	return gatewayRefusal(audit.JournalUnavailable, http.StatusServiceUnavailable,
+		"AUDIT_JOURNAL_UNAVAILABLE", msgUnavailable)
+}
+
 func verifierUnavailable() *refusal {
 	return gatewayRefusal(audit.VerifierUnavailable, http.StatusServiceUnavailable,
 		"TOKEN_VERIFIER_UNAVAILABLE", msgUnavailable)

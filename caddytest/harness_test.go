@@ -47,6 +47,14 @@ type fakeUpstream struct {
 	seen   []upstreamRequest
 	status atomic.Int32
 	delay  atomic.Int64 // nanoseconds before answering
+	// slowPrefix, when set, limits the delay to paths containing it;
+	// failPrefix makes paths containing it answer 503.
+	slowPrefix, failPrefix atomic.Value
+}
+
+func contains(v *atomic.Value, path string) (set, found bool) {
+	s, _ := v.Load().(string)
+	return s != "", s != "" && strings.Contains(path, s)
 }
 
 func newFakeUpstream(t testing.TB) *fakeUpstream {
@@ -60,9 +68,15 @@ func newFakeUpstream(t testing.TB) *fakeUpstream {
 			RawQuery: r.URL.RawQuery, RequestURI: r.RequestURI, Header: r.Header.Clone(), Body: b,
 		})
 		f.mu.Unlock()
-		time.Sleep(time.Duration(f.delay.Load()))
+		if set, found := contains(&f.slowPrefix, r.URL.Path); found || !set {
+			time.Sleep(time.Duration(f.delay.Load()))
+		}
+		status := int(f.status.Load())
+		if _, found := contains(&f.failPrefix, r.URL.Path); found {
+			status = http.StatusServiceUnavailable
+		}
 		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-		w.WriteHeader(int(f.status.Load()))
+		w.WriteHeader(status)
 		_, _ = io.WriteString(w, "{}\n")
 	}))
 	t.Cleanup(f.srv.Close)
@@ -177,6 +191,8 @@ type gatewayOptions struct {
 	// directive is the lro_cancel block's body (subdirectives); the
 	// tokeninfo line pointing at the fake is added unless it names one.
 	directive string
+	// servers holds extra options of the global servers block.
+	servers string
 	// site replaces the whole site body when set; UPSTREAM stands for the
 	// upstream's address and TOKENINFO for the tokeninfo URL.
 	site string
@@ -222,6 +238,9 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 	https_port 9443
 	grace_period 1ns
 	skip_install_trust
+	servers {
+		%[5]s
+	}
 	log default {
 		output file %[2]s/default.log
 		%[4]s
@@ -241,7 +260,7 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 	}
 	%[3]s
 }
-`, gatewayPort, g.dir, site, credentialFilter)
+`, gatewayPort, g.dir, site, credentialFilter, opts.servers)
 	g.tester = caddytest.NewTester(t)
 	g.tester.InitServer(config, "caddyfile")
 	return g
@@ -295,12 +314,19 @@ func (r record) num(k string) int {
 // readRecords returns the audit records written so far.
 func (g *gateway) readRecords() []record {
 	g.t.Helper()
-	f, err := os.Open(filepath.Join(g.dir, "audit.log"))
+	return readRecordFile(g.t, filepath.Join(g.dir, "audit.log"))
+}
+
+// readRecordFile reads a file of JSON records (audit log or journal), in
+// order; every line must be JSON. A missing file holds none.
+func readRecordFile(t testing.TB, path string) []record {
+	t.Helper()
+	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return nil
 	}
 	if err != nil {
-		g.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	var out []record
@@ -309,9 +335,12 @@ func (g *gateway) readRecords() []record {
 	for sc.Scan() {
 		var r record
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			g.t.Fatalf("audit log line is not JSON: %q: %v", sc.Text(), err)
+			t.Fatalf("%s: a line is not JSON: %q: %v", path, sc.Text(), err)
 		}
 		out = append(out, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
