@@ -324,10 +324,9 @@ func (h *Handler) govern(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	rec := newRecord(r, repl, res)
 	w.Header().Set("Audit-Id", rec.AuditID)
-	repl.Set("http.lro_cancel.audit_id", rec.AuditID)
+	repl.Map(placeholders(&rec))
 	defer func() {
 		rec.Duration = time.Since(start)
-		repl.Set("http.lro_cancel.decision", string(rec.Decision))
 		h.metrics.requests.WithLabelValues(serviceLabel(res), string(rec.Decision)).Inc()
 		_ = h.emit(&rec, audit.StageCompleted)
 	}()
@@ -336,10 +335,8 @@ func (h *Handler) govern(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	}
 
 	if ref := h.check(r, res, &rec); ref != nil {
-		repl.Set("http.lro_cancel.principal", rec.Principal)
 		return h.refuse(w, ref, &rec)
 	}
-	repl.Set("http.lro_cancel.principal", rec.Principal)
 
 	if res.Kind == catalog.Unlisted && h.Unlisted == unlistedDeny {
 		return h.refuse(w, deniedUnlisted(), &rec)
@@ -520,6 +517,29 @@ func (h *Handler) emit(rec *audit.Record, stage audit.Stage) error {
 	}
 	_ = h.sink.Write(rec) // the log sink reports its own failures
 	return err
+}
+
+// placeholders serves {http.lro_cancel.*} from the request's record as it
+// stands when a placeholder is evaluated: one provider instead of a value
+// per key, and the principal and decision are always current.
+func placeholders(rec *audit.Record) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		switch key {
+		case "http.lro_cancel.operation":
+			return rec.Operation, true
+		case "http.lro_cancel.service":
+			return rec.Service, true
+		case "http.lro_cancel.method":
+			return rec.Method, true
+		case "http.lro_cancel.audit_id":
+			return rec.AuditID, true
+		case "http.lro_cancel.principal":
+			return rec.Principal, true
+		case "http.lro_cancel.decision":
+			return string(rec.Decision), true
+		}
+		return nil, false
+	}
 }
 
 func newRecord(r *http.Request, repl *caddy.Replacer, res *catalog.Result) audit.Record {

@@ -418,3 +418,30 @@ func TestNoCredentialInAnyLog(t *testing.T) {
 		}
 	}
 }
+
+// The handler's placeholders reach what runs after it, e.g. headers that
+// reverse_proxy sends upstream.
+func TestHandlerPlaceholdersReachTheUpstream(t *testing.T) {
+	g := startGateway(t, gatewayOptions{site: `lro_cancel {
+		tokeninfo TOKENINFO
+	}
+	reverse_proxy UPSTREAM {
+		header_up X-Lro "{http.lro_cancel.method} {http.lro_cancel.operation} {http.lro_cancel.service} {http.lro_cancel.principal} {http.lro_cancel.decision}"
+		header_up X-Lro-Audit-Id {http.lro_cancel.audit_id}
+	}`})
+	resp, b := g.do(newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", bearer(tokenVault)...))
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	reqs := g.upstream.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("upstream got %d requests", len(reqs))
+	}
+	want := "vault.operations.cancel operations/export-1 vault.googleapis.com " + principalA + " forwarded"
+	if got := reqs[0].Header.Get("X-Lro"); got != want {
+		t.Errorf("X-Lro = %q, want %q", got, want)
+	}
+	if got := reqs[0].Header.Get("X-Lro-Audit-Id"); got != resp.Header.Get("Audit-Id") || got == "" {
+		t.Errorf("X-Lro-Audit-Id = %q, want the Audit-Id %q", got, resp.Header.Get("Audit-Id"))
+	}
+}
