@@ -240,10 +240,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.journal = j
 		h.closers = append(h.closers, func() { _ = j.Close() })
-		// The journal's point is a durable record before forwarding.
-		if !slices.Contains(h.stages, audit.StageReceived) {
-			h.stages = append(h.stages, audit.StageReceived)
-		}
 	}
 	return nil
 }
@@ -502,20 +498,20 @@ func (h *Handler) refuse(w http.ResponseWriter, ref *refusal, rec *audit.Record)
 	return nil
 }
 
-// emit writes the record at the given stage, if that stage is configured,
-// to the journal (durably: an error means it is not on disk) and to the
-// audit log. Sinks never see a credential: the record holds only a token
-// hash prefix. The journal logs its own failures.
+// emit writes the record at the given stage to the journal, which holds
+// both stages (durably: an error means it is not on disk, so a received
+// record that fails stops the request), and to the audit log if the stage
+// is one of its configured stages. Sinks never see a credential: the record
+// holds only a token hash prefix. The journal logs its own failures.
 func (h *Handler) emit(rec *audit.Record, stage audit.Stage) error {
-	if !slices.Contains(h.stages, stage) {
-		return nil
-	}
 	rec.Stage = stage
 	var err error
 	if h.journal != nil {
 		err = h.journal.Write(rec)
 	}
-	_ = h.sink.Write(rec) // the log sink reports its own failures
+	if slices.Contains(h.stages, stage) {
+		_ = h.sink.Write(rec) // the log sink reports its own failures
+	}
 	return err
 }
 
