@@ -193,6 +193,8 @@ type gatewayOptions struct {
 	directive string
 	// servers holds extra options of the global servers block.
 	servers string
+	// logs holds extra global log blocks.
+	logs string
 	// site replaces the whole site body when set; UPSTREAM stands for the
 	// upstream's address and TOKENINFO for the tokeninfo URL.
 	site string
@@ -251,6 +253,7 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 		format json
 		include http.handlers.lro_cancel.audit
 	}
+	%[6]s
 }
 
 :%[1]d {
@@ -260,7 +263,7 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 	}
 	%[3]s
 }
-`, gatewayPort, g.dir, site, credentialFilter, opts.servers)
+`, gatewayPort, g.dir, site, credentialFilter, opts.servers, opts.logs)
 	g.tester = caddytest.NewTester(t)
 	g.tester.InitServer(config, "caddyfile")
 	return g
