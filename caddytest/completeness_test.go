@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,7 +96,15 @@ func TestEveryCancelUnderLoadHasExactlyOneCompletedRecord(t *testing.T) {
 	wg.Wait()
 
 	// Records are written as each request finishes; a hung-up request
-	// finishes when its upstream answers.
+	// finishes when its upstream answers. Wait until Caddy's access log,
+	// written last, stops growing.
+	for last, wait := -1, time.Now().Add(10*time.Second); time.Now().Before(wait); time.Sleep(400 * time.Millisecond) {
+		n := len(readRecordFile(t, filepath.Join(g.dir, "access.log")))
+		if n == last {
+			break
+		}
+		last = n
+	}
 	var logged, journaled map[string][]record
 	complete := func(recs map[string][]record) int {
 		n := 0
@@ -107,11 +116,28 @@ func TestEveryCancelUnderLoadHasExactlyOneCompletedRecord(t *testing.T) {
 	for wait := time.Now().Add(10 * time.Second); ; {
 		logged = completedByOperation(t, filepath.Join(g.dir, "audit.log"))
 		journaled = completedByOperation(t, journal)
-		if complete(logged) >= total && complete(journaled) >= total || time.Now().After(wait) {
+		if complete(logged) >= total-total/50 && complete(journaled) >= total-total/50 || time.Now().After(wait) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A client that hangs up early may do so before Caddy has read its
+	// request: such a request never reached the gateway and has no record.
+	// Caddy's access log says which requests it handled.
+	handled := map[string]bool{}
+	for _, r := range readRecordFile(t, filepath.Join(g.dir, "access.log")) {
+		req, _ := r["request"].(map[string]any)
+		uri, _ := req["uri"].(string)
+		handled[strings.TrimSuffix(strings.TrimPrefix(uri, "/v1/"), ":cancel")] = true
+	}
+	unseen := 0
+	for i := range total {
+		if k := kindOf(i); k.hangUp && !handled[fmt.Sprintf("operations/%s-%d", k.op, i)] {
+			unseen++
+		}
+	}
+	t.Logf("%d hung-up requests never reached the gateway", unseen)
+
 	for _, got := range []struct {
 		where string
 		recs  map[string][]record
@@ -123,7 +149,7 @@ func TestEveryCancelUnderLoadHasExactlyOneCompletedRecord(t *testing.T) {
 				ambiguous++
 			}
 		}
-		if want := total - ambiguous + 1; len(got.recs) != want {
+		if want := total - ambiguous - unseen + 1; len(got.recs) != want {
 			t.Errorf("%s: completed records under %d operations, want %d", got.where, len(got.recs), want)
 		}
 		for i := range total {
@@ -133,6 +159,12 @@ func TestEveryCancelUnderLoadHasExactlyOneCompletedRecord(t *testing.T) {
 			}
 			op := fmt.Sprintf("operations/%s-%d", k.op, i)
 			recs := got.recs[op]
+			if k.hangUp && !handled[op] {
+				if len(recs) != 0 {
+					t.Errorf("%s: %s never reached the gateway but has %d records", got.where, op, len(recs))
+				}
+				continue
+			}
 			if len(recs) != 1 {
 				t.Errorf("%s: %s (%s) has %d completed records, want 1", got.where, op, k.name, len(recs))
 				continue
