@@ -43,9 +43,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
+	err := eachSubdirective(d, 0, func(name string) error {
 		var err error
-		switch d.Val() {
+		switch name {
 		case "service":
 			h.Service, err = appendArgs(d, h.Service, 1)
 		case "template":
@@ -71,11 +71,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "audit":
 			err = h.parseAudit(d)
 		default:
-			return d.Errf("unrecognized lro_cancel subdirective '%s'", d.Val())
+			return d.Errf("unrecognized lro_cancel subdirective '%s'", name)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if err := validateConfig(h); err != nil {
 		return d.Errf("%v", err)
@@ -108,19 +109,16 @@ func (h *Handler) parseTokenInfo(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(1) {
+	return eachSubdirective(d, 1, func(name string) error {
 		var err error
-		switch d.Val() {
+		switch name {
 		case "timeout":
 			err = parseDuration(d, &h.TokenInfo.Timeout)
 		default:
 			err = parseCache(d, &h.TokenInfo.CacheConfig, "tokeninfo")
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (h *Handler) parseIntrospection(d *caddyfile.Dispenser) error {
@@ -138,9 +136,9 @@ func (h *Handler) parseIntrospection(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(1) {
+	return eachSubdirective(d, 1, func(name string) error {
 		var err error
-		switch d.Val() {
+		switch name {
 		case "client_id":
 			err = oneArg(d, &ic.ClientID)
 		case "client_secret":
@@ -150,11 +148,8 @@ func (h *Handler) parseIntrospection(d *caddyfile.Dispenser) error {
 		default:
 			err = parseCache(d, &ic.CacheConfig, "introspection")
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func parseCache(d *caddyfile.Dispenser, c *CacheConfig, block string) error {
@@ -187,9 +182,9 @@ func (h *Handler) parseJWT(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(1) {
+	err := eachSubdirective(d, 1, func(name string) error {
 		var err error
-		switch d.Val() {
+		switch name {
 		case "jwks_url":
 			if err = oneArg(d, &j.JWKSURL); err == nil {
 				err = checkURL(d, j.JWKSURL)
@@ -213,9 +208,10 @@ func (h *Handler) parseJWT(d *caddyfile.Dispenser) error {
 		default:
 			err = parseCache(d, &j.CacheConfig, "jwt")
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if err := validateJWT(j); err != nil {
 		return d.Errf("jwt: %v", err)
@@ -231,9 +227,9 @@ func (h *Handler) parseAudit(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(1) {
+	return eachSubdirective(d, 1, func(name string) error {
 		var err error
-		switch d.Val() {
+		switch name {
 		case "stages":
 			a.Stages, err = appendArgs(d, a.Stages, 1)
 		case "journal":
@@ -241,7 +237,16 @@ func (h *Handler) parseAudit(d *caddyfile.Dispenser) error {
 		default:
 			err = d.Errf("unrecognized audit subdirective '%s'", d.Val())
 		}
-		if err != nil {
+		return err
+	})
+}
+
+// eachSubdirective calls parse for each subdirective of the block at the
+// given nesting, with the dispenser on its name, and stops at the first
+// error.
+func eachSubdirective(d *caddyfile.Dispenser, nesting int, parse func(name string) error) error {
+	for d.NextBlock(nesting) {
+		if err := parse(d.Val()); err != nil {
 			return err
 		}
 	}
