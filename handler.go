@@ -179,8 +179,13 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults and builds the catalog, verifier and sinks.
-func (h *Handler) Provision(ctx caddy.Context) error {
+// Provision sets defaults and builds the catalog, verifiers and sinks.
+func (h *Handler) Provision(ctx caddy.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = h.Cleanup() // what was started before the failure
+		}
+	}()
 	h.logger = ctx.Logger()
 	if h.Unlisted == "" {
 		h.Unlisted = unlistedEnforce
@@ -188,7 +193,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Body == "" {
 		h.Body = bodyEmpty
 	}
-	if err := h.Validate(); err != nil {
+	if err = h.Validate(); err != nil {
 		return err
 	}
 	h.services = normalizeHosts(h.Service)
