@@ -8,18 +8,19 @@
 #   BENCH_SECONDS=2 bash bench/run.sh    # smoke run
 #
 # Knobs: BENCH_SECONDS (length of each measured run, default 8), BENCH_ROUNDS
-# (default 4), BENCH_THREADS and BENCH_CONNECTIONS (wrk's -t and -c, default 2
-# and 32). Binaries, Caddyfiles, logs and wrk's raw reports land in bench/out/.
+# (default 3), BENCH_THREADS and BENCH_CONNECTIONS (wrk's -t and -c, default 2
+# and 32), BENCH_TOKENS (distinct tokens of the memory phase, default 100000). Binaries, Caddyfiles, logs and wrk's raw reports land in bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 start=$SECONDS
 
 secs=${BENCH_SECONDS:-8}
-rounds=${BENCH_ROUNDS:-4}
+rounds=${BENCH_ROUNDS:-3}
+tokens=${BENCH_TOKENS:-100000}
 threads=${BENCH_THREADS:-2}
 conns=${BENCH_CONNECTIONS:-32}
-for knob in secs rounds threads conns; do
+for knob in secs rounds threads conns tokens; do
 	if ! [[ ${!knob} =~ ^[1-9][0-9]*$ ]]; then
 		echo "bench: $knob must be a positive integer, got '${!knob}'" >&2
 		exit 2
@@ -142,7 +143,8 @@ http://:$port {
 EOF
 	case $variant in
 	lro)
-		printf '\tlro_cancel {\n\t\ttokeninfo http://127.0.0.1:%s/tokeninfo\n\t}\n' "$ti"
+		printf '\tlro_cancel {\n\t\ttokeninfo http://127.0.0.1:%s/tokeninfo {\n' "$ti"
+		printf '\t\t\tcache_size %s\n\t\t}\n\t}\n' "$tokens"
 		;;
 	journal)
 		printf '\tlro_cancel {\n\t\ttokeninfo http://127.0.0.1:%s/tokeninfo\n' "$ti"
@@ -239,11 +241,31 @@ for round in $(seq "$rounds"); do
 	for variant in "${others[@]}"; do bench other "$variant" "$secs" "$round"; done
 done
 
-calls=$(
+tokeninfo_calls() {
 	exec 3<>"/dev/tcp/127.0.0.1/$ti"
 	printf 'GET /calls HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
 	tail -n1 <&3
-)
+}
+calls=$(tokeninfo_calls)
+
+# Memory: fill lro's token cache (cache_size $tokens) with distinct tokens,
+# each verified once, and read Caddy's resident set size before and after.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+echo "== memory: $tokens distinct tokens through lro_cancel (cache_size $tokens)"
+rss_before=$(rss_kib "${pid_of[lro]}")
+# Runs of 3 s until enough tokens were verified (at most 40 runs): wrk cannot
+# stop after a number of requests.
+distinct_verified=0
+for run in $(seq 40); do
+	timeout 30 wrk -t"$threads" -c"$conns" -d3s -s bench/wrk.lua \
+		"http://127.0.0.1:${port_of[lro]}/v1/operations/bench-1:cancel" -- distinct "$run" >"$out/wrk-distinct-$run.txt" 2>&1 ||
+		fail "wrk failed (distinct tokens): $(tail -n3 "$out/wrk-distinct-$run.txt")"
+	distinct_verified=$(($(tokeninfo_calls) - calls))
+	[ "$distinct_verified" -ge "$tokens" ] && break
+done
+cached=$((distinct_verified < tokens ? distinct_verified : tokens))
+sleep 0.5
+rss_after=$(rss_kib "${pid_of[lro]}")
 
 echo
 echo "== results: medians over $rounds rounds"
@@ -302,11 +324,17 @@ if [ -f "$out/journal" ]; then
 elif [ -e "$out/journal" ]; then
 	echo "journal  $out/journal: $(du -sh "$out/journal" | cut -f1)"
 fi
-echo "tokeninfo calls over the whole run (one per lro_cancel process when the cache works): $calls"
+echo "tokeninfo calls over the throughput runs (one per lro_cancel process when the cache works): $calls"
+
+echo
+echo "== memory"
+echo "lro: $distinct_verified distinct tokens verified, $cached cached (cache_size $tokens, the bound);" \
+	"caddy RSS $((rss_before / 1024)) MiB before, $((rss_after / 1024)) MiB after" \
+	"($(((rss_after - rss_before) * 1024 / (cached > 0 ? cached : 1))) bytes per cached token)"
 
 echo
 echo "== how these numbers were produced"
-echo "command: BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_THREADS=$threads BENCH_CONNECTIONS=$conns bash bench/run.sh"
+echo "command: BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_THREADS=$threads BENCH_CONNECTIONS=$conns BENCH_TOKENS=$tokens bash bench/run.sh"
 echo "each run: wrk -t$threads -c$conns -d${secs}s --latency -s bench/wrk.lua http://127.0.0.1:PORT/v1/operations/bench-1:cancel -- cancel"
 echo "          (other: ... http://127.0.0.1:PORT/v1/matters -- other); Caddyfiles, logs and wrk reports in bench/out/"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"

@@ -1,21 +1,35 @@
 -- The load bench's requests, for wrk: `wrk ... -s bench/wrk.lua URL -- WORKLOAD`.
 --   cancel  POST {} with a bearer token, as a client cancelling an operation
 --   other   GET with the same token: traffic that lro_cancel only matches
+--   distinct  POST {} with a new token each time, to fill the token cache;
+--           args[2] names the run, so that runs do not repeat tokens
 -- done() prints one machine-readable BENCH line that bench/run.sh parses
 -- (wrk's own report, with --latency, stays above it for people).
 
 local workloads = {
   cancel = { method = "POST", body = "{}", content_type = "application/json" },
   other = { method = "GET" },
+  distinct = { method = "POST", body = "{}", content_type = "application/json" },
 }
 
+-- setup runs in the main state once per thread: number the threads so that
+-- their tokens differ.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+local sent, run, distinct = 0, "", false
+
+local w, headers
 function init(args)
   local name = args[1] or "cancel"
-  local w = workloads[name]
+  w = workloads[name]
   if w == nil then
     error("unknown workload " .. name)
   end
-  local headers = {
+  headers = {
     ["Host"] = "vault.googleapis.com",
     ["Authorization"] = "Bearer ya29.bench",
   }
@@ -23,10 +37,17 @@ function init(args)
     headers["Content-Type"] = w.content_type
   end
   req = wrk.format(w.method, nil, headers, w.body)
+  distinct = name == "distinct"
+  run = args[2] or ""
 end
 
 function request()
-  return req
+  if not distinct then
+    return req
+  end
+  sent = sent + 1
+  headers["Authorization"] = string.format("Bearer ya29.bench-%s-%d-%d", run, tid, sent)
+  return wrk.format(w.method, nil, headers, w.body)
 end
 
 function done(summary, latency, requests)

@@ -1,6 +1,7 @@
 // Package credential finds the caller's OAuth access token in a request,
-// verifies it against Google's tokeninfo endpoint or an RFC 7662
-// introspection endpoint, and caches the verdicts by the token's SHA-256.
+// verifies it against Google's tokeninfo endpoint, an RFC 7662
+// introspection endpoint or, for JWT access tokens, locally against a JWKS
+// (JWT), and caches the verdicts by the token's SHA-256.
 //
 // Nothing in this package puts a token in an error, a log line or a cache
 // key: callers may print every error it returns.
