@@ -126,3 +126,8 @@ func (m *metrics) observeJournal(d time.Duration, err error) {
 		m.journalFailures.Inc()
 	}
 }
+
+// Interface guards
+var (
+	_ credential.Verifier = observedVerifier{}
+)
