@@ -352,13 +352,6 @@ func (h *Handler) govern(w http.ResponseWriter, r *http.Request, next caddyhttp.
 // request) and returns the first refusal, or nil. It fills in the record
 // as it learns who is calling.
 func (h *Handler) check(r *http.Request, res *catalog.Result, rec *audit.Record) *refusal {
-	if res.Kind == catalog.Ambiguous {
-		return ambiguousPath()
-	}
-	if r.Header.Get("X-HTTP-Method-Override") != "" {
-		return methodOverride()
-	}
-
 	// Before any refusal: no URL downstream (upstream, error log) may carry
 	// a credential. A query token moves into Authorization, a query API key
 	// into X-Goog-Api-Key; anything unreadable is just deleted.
@@ -370,6 +363,13 @@ func (h *Handler) check(r *http.Request, res *catalog.Result, rec *audit.Record)
 		credential.MoveToHeader(r, cred.Token)
 	} else {
 		credential.Scrub(r)
+	}
+
+	if res.Kind == catalog.Ambiguous {
+		return ambiguousPath()
+	}
+	if r.Header.Get("X-HTTP-Method-Override") != "" {
+		return methodOverride()
 	}
 	switch {
 	case errors.Is(err, credential.ErrMissing):

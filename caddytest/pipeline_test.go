@@ -394,7 +394,7 @@ func TestRecordWrittenWhenUpstreamFailsOrClientLeaves(t *testing.T) {
 // whatever place the caller put it.
 func TestNoCredentialInAnyLog(t *testing.T) {
 	g := startGateway(t, gatewayOptions{directive: "audit {\n stages received completed\n}"})
-	const key, cookie = "AIzaSyLeakCheckKey000", "SID=leak-check-cookie"
+	const key, cookie, ambiguousToken = "AIzaSyLeakCheckKey000", "SID=leak-check-cookie", "ya29.ambiguous-path-token"
 	requests := []*http.Request{
 		newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", bearer(tokenVault)...),
 		newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel+"?access_token="+tokenCloud), ""),
@@ -402,17 +402,18 @@ func TestNoCredentialInAnyLog(t *testing.T) {
 		newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel+"?bearer_token="+tokenUnknown), ""),
 		newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel+"?key="+key), "", "Cookie", cookie),
 		newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", "X-Goog-Api-Key", key),
+		newRequest(t, "POST", apiURL("vault.googleapis.com", "/v1/operations/../x:cancel?access_token="+ambiguousToken), ""),
 		newRequest(t, "GET", apiURL("vault.googleapis.com", "/v1/operations/x?access_token="+tokenAndroid+"&key="+key), ""),
 	}
 	for _, r := range requests {
 		g.do(r)
 	}
-	g.waitRecords(2 * 6)
+	g.waitRecords(2 * 7)
 	logs := g.logs()
 	if !bytes.Contains(logs, []byte(`"uri"`)) {
 		t.Fatal("the access log wrote nothing: the check would prove nothing")
 	}
-	for _, secret := range []string{tokenVault, tokenCloud, tokenEmail, tokenUnknown, tokenAndroid, key, "leak-check-cookie"} {
+	for _, secret := range []string{tokenVault, tokenCloud, tokenEmail, tokenUnknown, tokenAndroid, ambiguousToken, key, "leak-check-cookie"} {
 		if bytes.Contains(logs, []byte(secret)) {
 			t.Errorf("a log carries %q", secret)
 		}
