@@ -3,6 +3,7 @@ package lrocancel
 import (
 	"net/http"
 	"reflect"
+	"strings"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types/ref"
@@ -105,6 +106,12 @@ func (Matcher) CELLibrary(ctx caddy.Context) (cel.Library, error) {
 // services or else under the request's Host. With several pinned services
 // the strongest result wins: listed, then ambiguous, then unlisted.
 func recognize(cat *catalog.Catalog, services []string, r *http.Request) catalog.Result {
+	// Every reading of a cancel's path (as written, or decoded once) has
+	// "cancel" in the fully decoded path: without it, skip escaping the
+	// path for the catalog.
+	if !strings.Contains(r.URL.Path, "cancel") {
+		return catalog.Result{}
+	}
 	path := r.URL.EscapedPath()
 	if len(services) == 0 {
 		return cat.Recognize(r.Host, r.Method, path)
