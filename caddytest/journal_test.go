@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // With the journal on, a cancel goes on only once its received record is on
@@ -16,7 +18,11 @@ func TestJournalHoldsReceivedBeforeCompleted(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	recs := readRecordFile(t, journal)
+	var recs []record
+	eventually(t, "the journal has both records", func() bool {
+		recs = readRecordFile(t, journal)
+		return len(recs) >= 2
+	})
 	id := resp.Header.Get("Audit-Id")
 	if len(recs) != 2 || recs[0].str("stage") != "received" || recs[1].str("stage") != "completed" ||
 		recs[0].str("audit_id") != id || recs[1].str("audit_id") != id || recs[1].str("decision") != "forwarded" {
@@ -67,17 +73,23 @@ func TestJournalRotationByRenameAndReload(t *testing.T) {
 	send(g2, 3, "after")
 
 	for file, want := range map[string]string{journal + ".1": "before", journal: "after"} {
-		n := 0
-		for _, r := range readRecordFile(t, file) {
-			if r.str("stage") != "completed" {
-				continue
+		completed := func() (n int) {
+			for _, r := range readRecordFile(t, file) {
+				if r.str("stage") != "completed" {
+					continue
+				}
+				n++
+				if !strings.HasPrefix(r.str("operation"), "operations/"+want+"-") {
+					t.Errorf("%s holds %s", filepath.Base(file), r.str("operation"))
+				}
 			}
-			n++
-			if op := r.str("operation"); len(op) < len("operations/"+want) || op[len("operations/"):len("operations/")+len(want)] != want {
-				t.Errorf("%s holds %s", filepath.Base(file), op)
-			}
+			return n
 		}
-		if wantN := map[string]int{"before": 5, "after": 3}[want]; n != wantN {
+		wantN := map[string]int{"before": 5, "after": 3}[want]
+		for deadline := time.Now().Add(5 * time.Second); completed() < wantN && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := completed(); n != wantN {
 			t.Errorf("%s: %d completed records, want %d", filepath.Base(file), n, wantN)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -356,12 +357,20 @@ func TestRecordWrittenWhenUpstreamFailsOrClientLeaves(t *testing.T) {
 		t.Errorf("record = %v, want forwarded, status 502, no upstream_status", rec)
 	}
 
+	// The client leaves while its token is being verified.
 	slow := startGateway(t, gatewayOptions{})
-	slow.tokeninfo.delay.Store(int64(500 * time.Millisecond))
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	slow.tokeninfo.delay.Store(int64(time.Second))
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req := newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", bearer(tokenVault)...).WithContext(ctx)
-	if _, err := slow.tester.Client.Do(req); err == nil {
+	left := make(chan error, 1)
+	go func() {
+		_, err := slow.tester.Client.Do(req)
+		left <- err
+	}()
+	eventually(t, "tokeninfo is asked", func() bool { return slow.tokeninfo.calls.Load() == 1 })
+	cancel()
+	if err := <-left; err == nil {
 		t.Fatal("the client was meant to give up")
 	}
 	recs := slow.waitRecords(1)
@@ -372,13 +381,20 @@ func TestRecordWrittenWhenUpstreamFailsOrClientLeaves(t *testing.T) {
 		t.Errorf("a cancel whose client left reached the upstream %d times", n)
 	}
 
-	// The client leaves while the upstream is working on the cancel.
+	// The client leaves once the upstream is working on the cancel.
 	busy := startGateway(t, gatewayOptions{})
-	busy.upstream.delay.Store(int64(500 * time.Millisecond))
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	busy.upstream.delay.Store(int64(2 * time.Second))
+	ctx2, cancel2 := context.WithCancel(context.Background())
 	defer cancel2()
 	req = newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", bearer(tokenVault)...).WithContext(ctx2)
-	if _, err := busy.tester.Client.Do(req); err == nil {
+	gone := make(chan error, 1)
+	go func() {
+		_, err := busy.tester.Client.Do(req)
+		gone <- err
+	}()
+	eventually(t, "the upstream has the cancel", func() bool { return len(busy.upstream.requests()) == 1 })
+	cancel2()
+	if err := <-gone; err == nil {
 		t.Fatal("the client was meant to give up")
 	}
 	recs = busy.waitRecords(1)
@@ -409,6 +425,9 @@ func TestNoCredentialInAnyLog(t *testing.T) {
 		g.do(r)
 	}
 	g.waitRecords(2 * 7)
+	eventually(t, "the access log has every request", func() bool {
+		return len(readRecordFile(t, filepath.Join(g.dir, "access.log"))) >= len(requests)
+	})
 	logs := g.logs()
 	if !bytes.Contains(logs, []byte(`"uri"`)) {
 		t.Fatal("the access log wrote nothing: the check would prove nothing")
