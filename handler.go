@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/body"
@@ -69,16 +70,18 @@ type Handler struct {
 	// Audit configures the audit records' stages and durable journal.
 	Audit *AuditConfig `json:"audit,omitempty"`
 
-	catalog  *catalog.Catalog
-	opaque   credential.Verifier
-	jwt      credential.Verifier // nil unless configured
-	closers  []func()
-	stages   []audit.Stage
-	sink     audit.Sink
-	journal  *audit.Journal // nil unless configured
-	logger   *zap.Logger
-	metrics  *metrics
-	services []string // normalized Service
+	catalog *catalog.Catalog
+	opaque  credential.Verifier
+	jwt     credential.Verifier // nil unless configured
+	closers []func()
+	// verifierDown logs a verifier outage once per burst, not per request.
+	verifierDown *rate.Sometimes
+	stages       []audit.Stage
+	sink         audit.Sink
+	journal      *audit.Journal // nil unless configured
+	logger       *zap.Logger
+	metrics      *metrics
+	services     []string // normalized Service
 }
 
 // CacheConfig bounds the verified-token cache of a verifier.
@@ -187,6 +190,7 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		}
 	}()
 	h.logger = ctx.Logger()
+	h.verifierDown = &rate.Sometimes{First: 1, Interval: 10 * time.Second}
 	if h.Unlisted == "" {
 		h.Unlisted = unlistedEnforce
 	}
@@ -389,7 +393,10 @@ func (h *Handler) check(r *http.Request, res *catalog.Result, rec *audit.Record)
 		if errors.As(err, &invalid) {
 			return invalidToken(invalid.Reason)
 		}
-		h.logger.Warn("token verifier unavailable", zap.String("audit_id", rec.AuditID), zap.Error(err))
+		h.verifierDown.Do(func() {
+			h.logger.Warn("token verifier unavailable; refusing cancels with 503 (logged at most every 10s)",
+				zap.String("audit_id", rec.AuditID), zap.Error(err))
+		})
 		return verifierUnavailable()
 	}
 	rec.Principal = info.Principal()

@@ -275,6 +275,14 @@ func TestTokenInfoDownFailsClosed(t *testing.T) {
 	if rec := g.recordFor(resp.Header.Get("Audit-Id")); rec.str("decision") != "verifier_unavailable" {
 		t.Errorf("record = %v", rec)
 	}
+	for range 4 {
+		if resp, _ := g.do(newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", bearer(tokenVault)...)); resp.StatusCode != 503 {
+			t.Errorf("status %d while tokeninfo is down, want 503", resp.StatusCode)
+		}
+	}
+	if n := bytes.Count(g.logs(), []byte("refusing cancels with 503")); n != 1 {
+		t.Errorf("the outage was logged %d times for 5 refusals, want once per burst", n)
+	}
 	g.tokeninfo.down.Store(false)
 	resp, _ = g.do(newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", bearer(tokenVault)...))
 	if resp.StatusCode != 200 {
