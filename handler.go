@@ -511,15 +511,21 @@ func (h *Handler) refuse(w http.ResponseWriter, ref *refusal, rec *audit.Record)
 }
 
 // emit writes the record at the given stage to the journal, which holds
-// both stages (durably: an error means it is not on disk, so a received
-// record that fails stops the request), and to the audit log if the stage
-// is one of its configured stages. Sinks never see a credential: the record
-// holds only a token hash prefix. The journal logs its own failures.
+// both stages, and to the audit log if the stage is one of its configured
+// stages. The received record is on disk when emit returns (an error means
+// it is not, and the request must stop); the completed record joins the
+// next group commit without holding up the response. Sinks never see a
+// credential: the record holds only a token hash prefix. The journal logs
+// its own failures.
 func (h *Handler) emit(rec *audit.Record, stage audit.Stage) error {
 	rec.Stage = stage
 	var err error
-	if h.journal != nil {
+	switch {
+	case h.journal == nil:
+	case stage == audit.StageReceived:
 		err = h.journal.Write(rec)
+	default:
+		err = h.journal.Append(rec)
 	}
 	if slices.Contains(h.stages, stage) {
 		_ = h.sink.Write(rec) // the log sink reports its own failures

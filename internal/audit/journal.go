@@ -157,6 +157,26 @@ func (j *Journal) Path() string { return j.path }
 // Write appends the record as one JSON line and returns once it is on
 // disk. An error means the record is not durable.
 func (j *Journal) Write(r *Record) error {
+	b, err := j.enqueue(r)
+	if err != nil {
+		return err
+	}
+	<-b.done
+	return b.err
+}
+
+// Append queues the record for the next group commit and returns without
+// waiting for it: for a record nothing waits on, such as a completed one.
+// It is on disk once a later Write returns or Close has returned; a failure
+// to append it is logged like any other. The error is about encoding or a
+// closed journal only.
+func (j *Journal) Append(r *Record) error {
+	_, err := j.enqueue(r)
+	return err
+}
+
+// enqueue adds the record's line to the pending batch and returns it.
+func (j *Journal) enqueue(r *Record) (*batch, error) {
 	line, err := j.enc.EncodeEntry(zapcore.Entry{
 		Level:      zapcore.InfoLevel,
 		Time:       j.now(),
@@ -164,14 +184,14 @@ func (j *Journal) Write(r *Record) error {
 		Message:    journalMessage,
 	}, []zapcore.Field{zap.Inline(r)})
 	if err != nil {
-		return fmt.Errorf("encode audit record for journal %s: %w", j.path, err)
+		return nil, fmt.Errorf("encode audit record for journal %s: %w", j.path, err)
 	}
 
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
 		line.Free()
-		return fmt.Errorf("append audit record to journal %s: %w", j.path, ErrJournalClosed)
+		return nil, fmt.Errorf("append audit record to journal %s: %w", j.path, ErrJournalClosed)
 	}
 	b := j.pending
 	if b == nil {
@@ -187,9 +207,7 @@ func (j *Journal) Write(r *Record) error {
 	b.records++
 	j.mu.Unlock()
 	line.Free()
-
-	<-b.done
-	return b.err
+	return b, nil
 }
 
 // Close appends what is pending, closes the file and stops the flusher.

@@ -816,6 +816,53 @@ func TestJournalCloseWithPendingWrites(t *testing.T) {
 	}
 }
 
+// Append does not wait for the disk: it returns while an fsync is held
+// open, and its record is on disk once a later Write or Close returns.
+func TestJournalAppendDoesNotWaitButLands(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	fl := &faults{}
+	j, err := openJournal(path, JournalOptions{}, fl.fs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release()
+	fl.update(func(fl *faults) { fl.syncGate = gate })
+	first := make(chan error, 1)
+	go func() { first <- j.Write(record("held")) }()
+	waitFor(t, "the first fsync", func() bool { _, syncs := fl.count(); return syncs == 1 })
+
+	appended := make(chan error, 1)
+	go func() { appended <- j.Append(record("appended")) }()
+	select {
+	case err := <-appended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Append waited for the held fsync")
+	}
+	release()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(record("before-close")); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ids := journalIDs(t, path)
+	slices.Sort(ids)
+	if want := []string{"appended", "before-close", "held"}; !slices.Equal(ids, want) {
+		t.Errorf("journal holds %q, want %q", ids, want)
+	}
+	if err := j.Append(record("late")); !errors.Is(err, ErrJournalClosed) {
+		t.Errorf("Append after Close returned %v, want ErrJournalClosed", err)
+	}
+}
+
 func TestJournalWriteAfterCloseFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
 	j, err := OpenJournal(path, JournalOptions{})
