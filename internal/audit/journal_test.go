@@ -192,6 +192,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // pendingRecords is how many records wait for the next append.
+// holdFirstFsync starts a Write of id whose fsync stays open (and then
+// fails with syncErr, if set) until release is called, and returns once
+// that fsync has begun; the Write's result arrives on errs.
+func holdFirstFsync(t *testing.T, j *Journal, fl *faults, syncErr error, id string, errs chan<- error) (release func()) {
+	t.Helper()
+	gate := make(chan struct{})
+	release = sync.OnceFunc(func() { close(gate) })
+	fl.update(func(fl *faults) { fl.syncGate, fl.syncErr = gate, syncErr })
+	go func() { errs <- j.Write(record(id)) }()
+	waitFor(t, "the first fsync", func() bool { _, syncs := fl.count(); return syncs == 1 })
+	return release
+}
+
 func pendingRecords(j *Journal) int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -350,13 +363,9 @@ func TestJournalGroupCommitSharesOneFsync(t *testing.T) {
 
 	// The first record's fsync is held open while the other 199 arrive:
 	// they must all be appended by the next single write and fsync.
-	gate := make(chan struct{})
-	release := sync.OnceFunc(func() { close(gate) })
-	defer release() // before Close, should the test stop early
-	fl.update(func(fl *faults) { fl.syncGate = gate })
 	errs := make(chan error, writers)
-	go func() { errs <- j.Write(record("w0")) }()
-	waitFor(t, "the first fsync", func() bool { _, syncs := fl.count(); return syncs == 1 })
+	release := holdFirstFsync(t, j, fl, nil, "w0", errs)
+	defer release() // before Close, should the test stop early
 	for i := 1; i < writers; i++ {
 		go func() { errs <- j.Write(record(fmt.Sprintf("w%d", i))) }()
 	}
@@ -771,13 +780,9 @@ func TestJournalCloseWithPendingWrites(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gate := make(chan struct{})
-			release := sync.OnceFunc(func() { close(gate) })
-			defer release()
-			fl.update(func(fl *faults) { fl.syncGate, fl.syncErr = gate, tt.syncErr })
 			errs := make(chan error, queued+1)
-			go func() { errs <- j.Write(record("first")) }()
-			waitFor(t, "the first fsync", func() bool { _, syncs := fl.count(); return syncs == 1 })
+			release := holdFirstFsync(t, j, fl, tt.syncErr, "first", errs)
+			defer release()
 			for i := range queued {
 				go func() { errs <- j.Write(record(fmt.Sprintf("queued%d", i))) }()
 			}
@@ -825,13 +830,9 @@ func TestJournalAppendDoesNotWaitButLands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate := make(chan struct{})
-	release := sync.OnceFunc(func() { close(gate) })
-	defer release()
-	fl.update(func(fl *faults) { fl.syncGate = gate })
 	first := make(chan error, 1)
-	go func() { first <- j.Write(record("held")) }()
-	waitFor(t, "the first fsync", func() bool { _, syncs := fl.count(); return syncs == 1 })
+	release := holdFirstFsync(t, j, fl, nil, "held", first)
+	defer release()
 
 	appended := make(chan error, 1)
 	go func() { appended <- j.Append(record("appended")) }()
