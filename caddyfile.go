@@ -1,9 +1,6 @@
 package lrocancel
 
 import (
-	"errors"
-	"fmt"
-	"net/url"
 	"slices"
 	"strconv"
 
@@ -12,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/lro-cancel/lro_cancel/internal/pathtemplate"
+	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -59,7 +56,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Unimplemented = append(h.Unimplemented, hosts...)
 		case "unlisted":
-			h.Unlisted, err = oneOf(d, unlistedEnforce, unlistedDeny, unlistedPass)
+			h.Unlisted, err = oneOf(d, govern.UnlistedEnforce, govern.UnlistedDeny, govern.UnlistedPass)
 		case "body":
 			h.Body, err = oneOf(d, bodyEmpty, bodyStrict)
 		case "tokeninfo":
@@ -311,47 +308,6 @@ func parseURL(d *caddyfile.Dispenser, to *string) error {
 func checkURL(d *caddyfile.Dispenser, s string) error {
 	if err := validateURL(s); err != nil {
 		return d.Errf("%v", err)
-	}
-	return nil
-}
-
-func validateURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("malformed URL %q: %w", s, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("malformed URL %q: want http:// or https:// and a host", s)
-	}
-	return nil
-}
-
-func validateTemplate(t string) error {
-	_, err := pathtemplate.Parse(t)
-	return err
-}
-
-// jwtAlgorithms are the asymmetric algorithms the jwt verifier accepts;
-// "none" and the HMAC family are never accepted, which rules out
-// algorithm-confusion attacks with a public key as an HMAC secret.
-var jwtAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-
-func validateJWT(j *JWTConfig) error {
-	switch {
-	case j.JWKSURL == "" && j.JWKSFile == "":
-		return errors.New("needs a key source: jwks_url or jwks_file")
-	case j.JWKSURL != "" && j.JWKSFile != "":
-		return errors.New("jwks_url and jwks_file are exclusive")
-	}
-	if j.JWKSURL != "" {
-		if err := validateURL(j.JWKSURL); err != nil {
-			return err
-		}
-	}
-	for _, a := range j.Algorithms {
-		if !slices.Contains(jwtAlgorithms, a) {
-			return fmt.Errorf("unknown or unsupported algorithm %q (supported: %v)", a, jwtAlgorithms)
-		}
 	}
 	return nil
 }

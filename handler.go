@@ -1,14 +1,8 @@
 package lrocancel
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,10 +11,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
-	"github.com/lro-cancel/lro_cancel/internal/body"
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
-	"github.com/lro-cancel/lro_cancel/internal/googleerr"
+	"github.com/lro-cancel/lro_cancel/internal/door/rest"
+	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
 // Handler governs every long-running-operation cancel that reaches it:
@@ -70,18 +64,11 @@ type Handler struct {
 	// Audit configures the audit records' stages and durable journal.
 	Audit *AuditConfig `json:"audit,omitempty"`
 
-	catalog *catalog.Catalog
-	opaque  credential.Verifier
-	jwt     credential.Verifier // nil unless configured
-	closers []func()
-	// verifierDown logs a verifier outage once per burst, not per request.
-	verifierDown *rate.Sometimes
-	stages       []audit.Stage
-	sink         audit.Sink
-	journal      *audit.Journal // nil unless configured
-	logger       *zap.Logger
-	metrics      *metrics
-	services     []string // normalized Service
+	recognizer recognizer
+	core       *govern.Core
+	closers    []func()
+	logger     *zap.Logger
+	metrics    *metrics
 }
 
 // CacheConfig bounds the verified-token cache of a verifier.
@@ -182,34 +169,34 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults and builds the catalog, verifiers and sinks.
-func (h *Handler) Provision(ctx caddy.Context) (err error) {
-	defer func() {
-		if err != nil {
-			_ = h.Cleanup() // what was started before the failure
-		}
-	}()
+// Provision sets defaults and builds the recognition, the verifiers, the
+// audit sinks and the governance core. Caddy validates afterwards, and
+// cleans up when Provision fails.
+func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.verifierDown = &rate.Sometimes{First: 1, Interval: 10 * time.Second}
 	if h.Unlisted == "" {
-		h.Unlisted = unlistedEnforce
+		h.Unlisted = govern.UnlistedEnforce
 	}
 	if h.Body == "" {
 		h.Body = bodyEmpty
 	}
-	if err = h.Validate(); err != nil {
-		return err
+	if err := h.recognizer.provision(h.Template, h.Service); err != nil {
+		return fmt.Errorf("lro_cancel: %w", err)
 	}
-	h.services = normalizeHosts(h.Service)
-	cat, err := newCatalog(h.Template, h.services)
-	if err != nil {
-		return err
-	}
-	h.catalog = cat
+	var err error
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("lro_cancel: registering metrics: %w", err)
 	}
-
+	core := &govern.Core{
+		Scopes:        h.Scopes,
+		Unlisted:      h.Unlisted,
+		Unimplemented: normalizeHosts(h.Unimplemented),
+		Stages:        []audit.Stage{audit.StageCompleted},
+		Sink:          audit.Logger{L: h.logger.Named("audit")},
+		Count:         h.metrics.countRequest,
+		Logger:        h.logger,
+		OutageLog:     &rate.Sometimes{First: 1, Interval: 10 * time.Second},
+	}
 	if j := h.JWT; j != nil {
 		v, err := credential.NewJWT(credential.JWTConfig{
 			JWKSURL:            j.JWKSURL,
@@ -227,18 +214,16 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 			return fmt.Errorf("lro_cancel: jwt: %w", err)
 		}
 		h.closers = append(h.closers, v.Close)
-		h.jwt = h.cached("jwt", v, j.CacheConfig)
+		core.JWT = h.cached("jwt", v, j.CacheConfig)
 	}
-	h.opaque = h.newOpaqueVerifier()
+	core.Opaque = h.newOpaqueVerifier()
 
-	h.stages = []audit.Stage{audit.StageCompleted}
 	if h.Audit != nil && len(h.Audit.Stages) > 0 {
-		h.stages = h.stages[:0]
+		core.Stages = core.Stages[:0]
 		for _, s := range h.Audit.Stages {
-			h.stages = append(h.stages, audit.Stage(s))
+			core.Stages = append(core.Stages, audit.Stage(s))
 		}
 	}
-	h.sink = audit.Logger{L: h.logger.Named("audit")}
 	if h.Audit != nil && h.Audit.Journal != "" {
 		j, err := audit.OpenJournal(h.Audit.Journal, audit.JournalOptions{
 			Logger: h.logger.Named("journal"),
@@ -247,9 +232,10 @@ func (h *Handler) Provision(ctx caddy.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("lro_cancel: opening the audit journal: %w", err)
 		}
-		h.journal = j
+		core.Journal = j
 		h.closers = append(h.closers, func() { _ = j.Close() })
 	}
+	h.core = core
 	return nil
 }
 
@@ -303,360 +289,27 @@ func (h *Handler) cached(name string, v credential.Verifier, c CacheConfig) *cre
 	})
 }
 
-// Validate checks the configuration, whether it came from a Caddyfile or
-// from JSON.
-func (h *Handler) Validate() error {
-	return validateConfig(h)
-}
-
 // ServeHTTP recognises the request and governs it when it is a cancel.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	res := recognize(h.catalog, h.services, r)
-	switch {
-	case res.Kind == catalog.NotCancel:
-		return next.ServeHTTP(w, r)
-	case res.Kind == catalog.Unlisted && h.Unlisted == unlistedPass:
+	res := h.recognizer.recognize(r)
+	if res.Kind == catalog.NotCancel {
 		return next.ServeHTTP(w, r)
 	}
-	return h.govern(w, r, next, &res)
-}
-
-// govern runs the pipeline for a recognised cancel: audit id, credentials,
-// verification, scope, body, action; and writes the completed record
-// whatever happens, including when a later handler fails or panics.
-func (h *Handler) govern(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, res *catalog.Result) error {
-	start := time.Now()
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	rec := newRecord(r, repl, res)
-	w.Header().Set("Audit-Id", rec.AuditID)
-	repl.Map(placeholders(&rec))
-	defer func() {
-		rec.Duration = time.Since(start)
-		h.metrics.requests.WithLabelValues(serviceLabel(res), string(rec.Decision)).Inc()
-		_ = h.emit(&rec, audit.StageCompleted)
-	}()
-	if err := h.emit(&rec, audit.StageReceived); err != nil {
-		return h.refuse(w, journalUnavailable(), &rec)
+	x := rest.Read(r, &res, h.Body == bodyStrict)
+	if h.core.Passes(&x) {
+		return next.ServeHTTP(w, r)
 	}
-
-	if ref := h.check(r, res, &rec); ref != nil {
-		return h.refuse(w, ref, &rec)
-	}
-
-	if res.Kind == catalog.Unlisted && h.Unlisted == unlistedDeny {
-		return h.refuse(w, deniedUnlisted(), &rec)
-	}
-	if h.unimplemented(res.Service, r.Host) {
-		return h.refuse(w, unimplemented(res.Service), &rec)
-	}
-	return h.forward(w, r, next, &rec)
-}
-
-// check runs the pipeline's checks in Google's order (credentials, scope,
-// request) and returns the first refusal, or nil. It fills in the record
-// as it learns who is calling.
-func (h *Handler) check(r *http.Request, res *catalog.Result, rec *audit.Record) *refusal {
-	// Before any refusal: no URL downstream (upstream, error log) may carry
-	// a credential. A query token moves into Authorization, a query API key
-	// into X-Goog-Api-Key; anything unreadable is just deleted.
-	cred, err := credential.Extract(r)
-	if cred.QueryAPIKey != "" && r.Header.Get("X-Goog-Api-Key") == "" {
-		r.Header.Set("X-Goog-Api-Key", cred.QueryAPIKey)
-	}
-	if err == nil && cred.Source == credential.SourceQuery {
-		credential.MoveToHeader(r, cred.Token)
-	} else {
-		credential.Scrub(r)
-	}
-
-	if res.Kind == catalog.Ambiguous {
-		return ambiguousPath()
-	}
-	if r.Header.Get("X-HTTP-Method-Override") != "" {
-		return methodOverride()
-	}
-	switch {
-	case errors.Is(err, credential.ErrMissing):
-		return credentialsMissing(cred.APIKeyOnly)
-	case errors.Is(err, credential.ErrConflict):
-		return badCredentials("Request carries more than one credential; send exactly one OAuth 2 access token.",
-			"CREDENTIALS_CONFLICT")
-	case err != nil:
-		return badCredentials("Request carries a credential that cannot be read unambiguously.",
-			"CREDENTIALS_MALFORMED")
-	}
-	rec.TokenID = credential.TokenID(cred.Token)
-
-	info, err := h.verify(r.Context(), cred.Token)
-	if err != nil {
-		var invalid *credential.InvalidError
-		if errors.As(err, &invalid) {
-			return invalidToken(invalid.Reason)
-		}
-		h.verifierDown.Do(func() {
-			h.logger.Warn("token verifier unavailable; refusing cancels with 503 (logged at most every 10s)",
-				zap.String("audit_id", rec.AuditID), zap.Error(err))
-		})
-		return verifierUnavailable()
-	}
-	rec.Principal = info.Principal()
-
-	rec.ScopesAccepted = h.acceptedScopes(res)
-	used, ok := info.HasScope(rec.ScopesAccepted)
-	if !ok {
-		return scopeInsufficient(rec.ScopesAccepted)
-	}
-	rec.ScopeUsed = used
-
-	return h.checkBody(r, res)
-}
-
-// verify sends a JWT-shaped token to the jwt verifier when one is
-// configured, any other to tokeninfo or introspection.
-func (h *Handler) verify(ctx context.Context, token string) (*credential.Info, error) {
-	if h.jwt != nil && credential.LooksLikeJWT(token) {
-		return h.jwt.Verify(ctx, token)
-	}
-	return h.opaque.Verify(ctx, token)
-}
-
-func (h *Handler) acceptedScopes(res *catalog.Result) []string {
-	if len(h.Scopes) > 0 {
-		return h.Scopes
-	}
-	if res.Method != nil {
-		return res.Method.Scopes
-	}
-	return nil
-}
-
-// checkBody reads at most body.MaxBytes of the request body, refuses what
-// is not an empty message and puts the bytes read back for the upstream,
-// unchanged.
-func (h *Handler) checkBody(r *http.Request, res *catalog.Result) *refusal {
-	data, tooLarge, err := body.Read(r.Body)
-	if err != nil {
-		return invalidBody(&body.Violation{Description: "The request body could not be read."})
-	}
-	if tooLarge {
-		return invalidBody(body.TooLarge())
-	}
-	rules := body.Rules{Strict: h.Body == bodyStrict, Vars: varsOf(res)}
-	if res.Method != nil && res.Method.Body == catalog.BodyFields {
-		rules.Fields = res.Method.Fields
-	}
-	// Every Content-Encoding line counts: a second one must not hide gzip.
-	encoding := strings.Join(r.Header.Values("Content-Encoding"), ", ")
-	if v := body.Check(data, encoding, rules); v != nil {
-		return invalidBody(v)
-	}
-	if len(data) > 0 {
-		r.Body = io.NopCloser(bytes.NewReader(data))
-	}
-	return nil
-}
-
-// varsOf gives the body check the path's variables. A body "name" must
-// always equal the operation the path names, also where the template has
-// no name variable (unlisted cancels, container's zone paths), so that the
-// audited operation is the one the upstream acts on.
-func varsOf(res *catalog.Result) map[string]string {
-	vars := make(map[string]string, len(res.Vars)+1)
-	for _, v := range res.Vars {
-		vars[v.Name] = v.Value
-	}
-	if _, ok := vars["name"]; !ok {
-		vars["name"] = res.Operation
-	}
-	return vars
-}
-
-func (h *Handler) unimplemented(service, host string) bool {
-	if len(h.Unimplemented) == 0 {
-		return false
-	}
-	host = catalog.NormalizeHost(host)
-	return slices.ContainsFunc(h.Unimplemented, func(s string) bool {
-		return s == "*" || s == service || s == host
-	})
-}
-
-// forward runs the next handler and records the status the client got.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error {
-	rec.Decision = audit.Forwarded
-	rw := caddyhttp.NewResponseRecorder(w, nil, nil)
-	err := next.ServeHTTP(rw, r)
-	rec.UpstreamStatus = rw.Status()
-	rec.Status = rw.Status()
-	if err != nil {
-		rec.UpstreamStatus = 0
-		rec.Status = http.StatusInternalServerError
-		if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok && he.StatusCode != 0 {
-			rec.Status = he.StatusCode
-		}
-	}
-	return err
-}
-
-// refuse writes a refusal in Google's error envelope; nothing is forwarded.
-func (h *Handler) refuse(w http.ResponseWriter, ref *refusal, rec *audit.Record) error {
-	rec.Decision = ref.decision
-	rec.Status = ref.err.Code
-	ref.err.Metadata = map[string]string{"service": rec.Service, "method": rec.Method}
-	if ref.wwwAuthenticate != "" {
-		w.Header().Set("WWW-Authenticate", ref.wwwAuthenticate)
-	}
-	googleerr.Write(w, &ref.err)
-	return nil
-}
-
-// emit writes the record at the given stage to the journal, which holds
-// both stages, and to the audit log if the stage is one of its configured
-// stages. The received record is on disk when emit returns (an error means
-// it is not, and the request must stop); the completed record joins the
-// next group commit without holding up the response. Sinks never see a
-// credential: the record holds only a token hash prefix. The journal logs
-// its own failures.
-func (h *Handler) emit(rec *audit.Record, stage audit.Stage) error {
-	rec.Stage = stage
-	var err error
-	switch {
-	case h.journal == nil:
-	case stage == audit.StageReceived:
-		err = h.journal.Write(rec)
-	default:
-		err = h.journal.Append(rec)
-	}
-	if slices.Contains(h.stages, stage) {
-		_ = h.sink.Write(rec) // the log sink reports its own failures
-	}
-	return err
-}
-
-// placeholders serves {http.lro_cancel.*} from the request's record as it
-// stands when a placeholder is evaluated: one provider instead of a value
-// per key, and the principal and decision are always current.
-func placeholders(rec *audit.Record) caddy.ReplacerFunc {
-	return func(key string) (any, bool) {
-		switch key {
-		case "http.lro_cancel.operation":
-			return rec.Operation, true
-		case "http.lro_cancel.service":
-			return rec.Service, true
-		case "http.lro_cancel.method":
-			return rec.Method, true
-		case "http.lro_cancel.audit_id":
-			return rec.AuditID, true
-		case "http.lro_cancel.principal":
-			return rec.Principal, true
-		case "http.lro_cancel.decision":
-			return string(rec.Decision), true
-		}
-		return nil, false
-	}
-}
-
-func newRecord(r *http.Request, repl *caddy.Replacer, res *catalog.Result) audit.Record {
-	id, _ := repl.GetString("http.request.uuid")
-	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	rec := audit.Record{
-		AuditID:   id,
-		Service:   res.Service,
-		Method:    methodID(res),
-		Operation: res.Operation,
-		ClientIP:  clientIP,
-		UserAgent: r.UserAgent(),
-	}
-	return rec
-}
-
-// serviceLabel is the service as a metrics label: the catalog's hosts are a
-// bounded set, a request's Host is not, so unlisted, ambiguous and custom
-// cancels share one label.
-func serviceLabel(res *catalog.Result) string {
-	if res.Method == nil || res.Method.ID == "custom" {
-		return "other"
-	}
-	return res.Service
-}
-
-func methodID(res *catalog.Result) string {
-	if res.Method != nil {
-		return res.Method.ID
-	}
-	if res.Kind == catalog.Unlisted {
-		return "unlisted"
-	}
-	return ""
+	return h.core.Serve(w, r, next, &x, rest.Door{})
 }
 
 const (
-	unlistedEnforce = "enforce"
-	unlistedDeny    = "deny"
-	unlistedPass    = "pass"
-	bodyEmpty       = "empty"
-	bodyStrict      = "strict"
+	bodyEmpty  = "empty"
+	bodyStrict = "strict"
 )
-
-func validateConfig(h *Handler) error {
-	switch h.Unlisted {
-	case "", unlistedEnforce, unlistedDeny, unlistedPass:
-	default:
-		return fmt.Errorf("lro_cancel: unlisted must be enforce, deny or pass, not %q", h.Unlisted)
-	}
-	switch h.Body {
-	case "", bodyEmpty, bodyStrict:
-	default:
-		return fmt.Errorf("lro_cancel: body must be empty or strict, not %q", h.Body)
-	}
-	for _, t := range h.Template {
-		if err := validateTemplate(t); err != nil {
-			return fmt.Errorf("lro_cancel: template: %w", err)
-		}
-	}
-	if h.TokenInfo != nil && h.Introspection != nil {
-		return errors.New("lro_cancel: tokeninfo and introspection are exclusive: choose one verifier for opaque tokens")
-	}
-	if h.TokenInfo != nil && h.TokenInfo.URL != "" {
-		if err := validateURL(h.TokenInfo.URL); err != nil {
-			return fmt.Errorf("lro_cancel: tokeninfo: %w", err)
-		}
-	}
-	if ic := h.Introspection; ic != nil {
-		if ic.URL == "" {
-			return errors.New("lro_cancel: introspection needs a URL")
-		}
-		if err := validateURL(ic.URL); err != nil {
-			return fmt.Errorf("lro_cancel: introspection: %w", err)
-		}
-	}
-	if j := h.JWT; j != nil {
-		if err := validateJWT(j); err != nil {
-			return fmt.Errorf("lro_cancel: jwt: %w", err)
-		}
-	}
-	if a := h.Audit; a != nil {
-		for _, s := range a.Stages {
-			if s != string(audit.StageReceived) && s != string(audit.StageCompleted) {
-				return fmt.Errorf("lro_cancel: audit: unknown stage %q (want received or completed)", s)
-			}
-		}
-		if len(a.Stages) > 0 && !slices.Contains(a.Stages, string(audit.StageCompleted)) {
-			return errors.New("lro_cancel: audit: the completed stage cannot be turned off")
-		}
-	}
-	for _, s := range h.Unimplemented {
-		if s != "*" && strings.ContainsAny(s, "/ ") {
-			return fmt.Errorf("lro_cancel: unimplemented: %q is not a host", s)
-		}
-	}
-	return nil
-}
 
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
-	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -62,7 +62,7 @@ func request(method, host, target, body string) *http.Request {
 // writes it nowhere.
 func discardAudit(h *Handler) {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	h.sink = audit.Logger{L: zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zap.InfoLevel))}
+	h.core.Sink = audit.Logger{L: zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zap.InfoLevel))}
 }
 
 // A request that is not a cancel costs a match and nothing more: no

@@ -3,7 +3,6 @@ package lrocancel
 import (
 	"net/http"
 	"reflect"
-	"strings"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types/ref"
@@ -20,7 +19,7 @@ import (
 //
 // Caddyfile:
 //
-//	@cancel lro_cancel [<host>...]
+//	@cancel lro_cancel [<host>...] [{ template <path-template> }]
 //
 // CEL: lro_cancel('*') or lro_cancel('vault.googleapis.com', ...).
 type Matcher struct {
@@ -28,8 +27,11 @@ type Matcher struct {
 	// empty (or "*"), the API is the request's Host.
 	Services []string `json:"services,omitempty"`
 
-	catalog  *catalog.Catalog
-	services []string
+	// Templates add cancel methods, as the handler's template does, so
+	// that the matcher recognises what a handler so configured governs.
+	Templates []string `json:"templates,omitempty"`
+
+	recognizer recognizer
 }
 
 // CaddyModule returns the Caddy module information.
@@ -40,28 +42,34 @@ func (Matcher) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// UnmarshalCaddyfile sets up the matcher from Caddyfile tokens.
+// UnmarshalCaddyfile sets up the matcher from Caddyfile tokens:
+//
+//	lro_cancel [<host>...] {
+//		template <path-template>
+//	}
 func (m *Matcher) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.Next() {
 		m.Services = append(m.Services, d.RemainingArgs()...)
-		if d.NextBlock(0) {
-			return d.Err("malformed lro_cancel matcher: blocks are not supported")
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if d.Val() != "template" {
+				return d.Errf("unrecognized lro_cancel matcher option '%s'", d.Val())
+			}
+			var t string
+			if !d.AllArgs(&t) {
+				return d.ArgErr()
+			}
+			if err := validateTemplate(t); err != nil {
+				return d.Errf("bad template: %v", err)
+			}
+			m.Templates = append(m.Templates, t)
 		}
 	}
 	return nil
 }
 
-// Provision normalizes the hosts and takes the built-in catalog.
+// Provision builds the same recognition the handler uses.
 func (m *Matcher) Provision(caddy.Context) error {
-	m.catalog = catalog.Default()
-	var hosts []string
-	for _, s := range m.Services {
-		if s != "*" && s != "" {
-			hosts = append(hosts, s)
-		}
-	}
-	m.services = normalizeHosts(hosts)
-	return nil
+	return m.recognizer.provision(m.Templates, m.Services)
 }
 
 // Match returns true if r is a cancel lro_cancel governs.
@@ -72,7 +80,7 @@ func (m Matcher) Match(r *http.Request) bool {
 
 // MatchWithError returns true if r is a cancel lro_cancel governs.
 func (m Matcher) MatchWithError(r *http.Request) (bool, error) {
-	res := recognize(m.catalog, m.services, r)
+	res := m.recognizer.recognize(r)
 	if res.Kind == catalog.NotCancel {
 		return false, nil
 	}
@@ -102,77 +110,20 @@ func (Matcher) CELLibrary(ctx caddy.Context) (cel.Library, error) {
 	)
 }
 
-// recognize looks the request up in the catalog, under the pinned
-// services or else under the request's Host. With several pinned services
-// the strongest result wins: listed, then ambiguous, then unlisted.
-func recognize(cat *catalog.Catalog, services []string, r *http.Request) catalog.Result {
-	// Every reading of a cancel's path (as written, or decoded once) has
-	// "cancel" in the fully decoded path: without it, skip escaping the
-	// path for the catalog.
-	if !strings.Contains(r.URL.Path, "cancel") {
-		return catalog.Result{}
-	}
-	path := r.URL.EscapedPath()
-	if len(services) == 0 {
-		return cat.Recognize(r.Host, r.Method, path)
-	}
-	var best catalog.Result
-	for _, s := range services {
-		res := cat.Recognize(s, r.Method, path)
-		if rank(res.Kind) > rank(best.Kind) {
-			best = res
-		}
-		if best.Kind == catalog.Listed {
-			break
-		}
-	}
-	return best
-}
-
-func rank(k catalog.Kind) int {
-	switch k {
-	case catalog.Listed:
-		return 3
-	case catalog.Ambiguous:
-		return 2
-	case catalog.Unlisted:
-		return 1
-	}
-	return 0
-}
-
 func setPlaceholders(repl *caddy.Replacer, res *catalog.Result) {
 	repl.Set("http.lro_cancel.operation", res.Operation)
 	repl.Set("http.lro_cancel.service", res.Service)
 	repl.Set("http.lro_cancel.method", methodID(res))
 }
 
-func normalizeHosts(hosts []string) []string {
-	if len(hosts) == 0 {
-		return nil
+func methodID(res *catalog.Result) string {
+	if res.Method != nil {
+		return res.Method.ID
 	}
-	out := make([]string, len(hosts))
-	for i, h := range hosts {
-		out[i] = catalog.NormalizeHost(h)
+	if res.Kind == catalog.Unlisted {
+		return "unlisted"
 	}
-	return out
-}
-
-func newCatalog(templates, services []string) (*catalog.Catalog, error) {
-	if len(templates) == 0 {
-		return catalog.Default(), nil
-	}
-	extra := make([]catalog.Method, len(templates))
-	for i, t := range templates {
-		extra[i] = catalog.Method{
-			ID:         "custom",
-			Hosts:      services,
-			HTTPMethod: http.MethodPost,
-			Template:   t,
-			Body:       catalog.BodyEmpty,
-		}
-	}
-	return catalog.New(extra)
+	return ""
 }
 
 var stringSliceType = reflect.TypeFor[[]string]()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
 )
 
@@ -28,8 +29,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "requests_total",
-			Help: "Recognised cancels, by API service and decision.",
-		}, []string{"service", "decision"}),
+			Help: "Recognised cancels, by API service, front door and decision.",
+		}, []string{"service", "protocol", "decision"}),
 		verifierCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "verifier_calls_total",
 			Help: "Calls to a token verifier (cache misses), by verifier and result: valid, invalid, unavailable.",
@@ -85,6 +86,18 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 		return c, err
 	}
 	return c, nil
+}
+
+// countRequest counts a completed record. The catalog's hosts are a
+// bounded set, a request's Host is not, so unlisted, ambiguous and custom
+// cancels share one service label; protocol and decision are bounded sets.
+func (m *metrics) countRequest(rec *audit.Record) {
+	service := rec.Service
+	switch rec.Method {
+	case "", "unlisted", "custom":
+		service = "other"
+	}
+	m.requests.WithLabelValues(service, rec.Protocol, string(rec.Decision)).Inc()
 }
 
 // observeCache returns the cache hook that counts lookups of a verifier.

@@ -32,10 +32,10 @@ func TestMetricsAreServedByCaddy(t *testing.T) {
 		return string(b)
 	}
 	want := []string{
-		`caddy_lro_cancel_requests_total{decision="forwarded",service="vault.googleapis.com"} 2`,
-		`caddy_lro_cancel_requests_total{decision="scope_insufficient",service="vault.googleapis.com"} 1`,
-		`caddy_lro_cancel_requests_total{decision="unauthenticated",service="vault.googleapis.com"} 1`,
-		`caddy_lro_cancel_requests_total{decision="forwarded",service="other"} 1`,
+		`caddy_lro_cancel_requests_total{decision="forwarded",protocol="http",service="vault.googleapis.com"} 2`,
+		`caddy_lro_cancel_requests_total{decision="scope_insufficient",protocol="http",service="vault.googleapis.com"} 1`,
+		`caddy_lro_cancel_requests_total{decision="unauthenticated",protocol="http",service="vault.googleapis.com"} 1`,
+		`caddy_lro_cancel_requests_total{decision="forwarded",protocol="http",service="other"} 1`,
 		`caddy_lro_cancel_verifier_calls_total{result="valid",verifier="tokeninfo"} 2`,
 		`caddy_lro_cancel_token_cache_lookups_total{result="hit",verifier="tokeninfo"} 2`,
 		`caddy_lro_cancel_token_cache_lookups_total{result="miss",verifier="tokeninfo"} 2`,

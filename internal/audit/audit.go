@@ -56,6 +56,13 @@ type Record struct {
 	ClientIP       string
 	UserAgent      string
 	Duration       time.Duration
+	// Protocol is the front door the cancel came through: http, grpc,
+	// grpc-web, rpc (batch later).
+	Protocol string
+	// GRPCStatus is the gRPC code the client got, written only when
+	// HasGRPCStatus is set (the gRPC-family doors): 0 is OK, not absent.
+	GRPCStatus    int
+	HasGRPCStatus bool
 }
 
 // MarshalLogObject writes the record's fields flat, in a fixed order, so
@@ -89,6 +96,12 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	enc.AddString("client_ip", r.ClientIP)
 	enc.AddString("user_agent", r.UserAgent)
+	if r.Protocol != "" {
+		enc.AddString("protocol", r.Protocol)
+	}
+	if r.HasGRPCStatus {
+		enc.AddInt("grpc_status", r.GRPCStatus)
+	}
 	if r.Stage == StageCompleted {
 		enc.AddFloat64("duration", r.Duration.Seconds())
 	}

@@ -133,7 +133,13 @@ type entry struct {
 
 type hostTable struct {
 	post, get *pathtemplate.Set // nil when no method of the host uses that HTTP method
+	// namePaths are the distinct shapes of the host's POST templates that
+	// take the whole operation name, "/v1/{name=...}:cancel" as
+	// {"/v1/", ":cancel"}, for RecognizeName.
+	namePaths []namePath
 }
+
+type namePath struct{ prefix, suffix string }
 
 // New returns a catalog of the builtin methods plus extra. In extra, an empty
 // ID is "custom", an empty HTTPMethod is POST, nil Hosts means every host
@@ -206,6 +212,9 @@ func New(extra []Method) (*Catalog, error) {
 				*set = new(pathtemplate.Set)
 			}
 			(*set).Add(c.entries[id].tmpl, id)
+			if np, ok := namePathOf(c.methods[id]); ok && !slices.Contains(t.namePaths, np) {
+				t.namePaths = append(t.namePaths, np)
+			}
 		}
 		shared[key] = t
 		return t
@@ -246,6 +255,23 @@ func normalizeExtra(m Method) (Method, error) {
 	m.Fields = slices.Clone(m.Fields)
 	m.Scopes = slices.Clone(m.Scopes)
 	return m, nil
+}
+
+// namePathOf splits a POST template whose only variable is the operation
+// name around it: "/v1/{name=operations/**}:cancel" is "/v1/" and ":cancel".
+func namePathOf(m Method) (namePath, bool) {
+	if m.HTTPMethod != http.MethodPost {
+		return namePath{}, false
+	}
+	prefix, rest, ok := strings.Cut(m.Template, "{name")
+	if !ok || strings.Contains(prefix, "{") || rest == "" || rest[0] != '=' && rest[0] != '}' {
+		return namePath{}, false
+	}
+	_, suffix, ok := strings.Cut(rest, "}")
+	if !ok || strings.Contains(suffix, "{") {
+		return namePath{}, false
+	}
+	return namePath{prefix, suffix}, true
 }
 
 func hostOrAny(h string) string {
@@ -328,40 +354,67 @@ func (c *Catalog) Recognize(host, httpMethod, escapedPath string) Result {
 	// A lenient server decodes escaped unreserved characters before routing:
 	// to it "/v1/%6Fperations/x:cancel" is a cancel, which must not pass as
 	// none.
-	if escapesUnreserved(escapedPath) && c.isCancel(t, get, pathtemplate.Clean(escapedPath)) {
+	if pathtemplate.EscapesUnreserved(escapedPath) && c.isCancel(t, get, pathtemplate.Clean(escapedPath)) {
 		return Result{Kind: Ambiguous, Service: lowerHost(host)}
 	}
 	return Result{}
 }
 
-// escapesUnreserved reports whether path escapes a character that Clean
-// decodes: an unreserved one or ':'.
-func escapesUnreserved(path string) bool {
-	for i := 0; ; i++ {
-		j := strings.IndexByte(path[i:], '%')
-		if j < 0 || i+j+2 >= len(path) {
-			return false
+// RecognizeIn recognises a request under each of the pinned services, or
+// under host when none is pinned. With several pinned services the
+// strongest result wins: listed, then ambiguous, then unlisted.
+func (c *Catalog) RecognizeIn(services []string, host, httpMethod, escapedPath string) Result {
+	if len(services) == 0 {
+		return c.Recognize(host, httpMethod, escapedPath)
+	}
+	var best Result
+	for _, s := range services {
+		res := c.Recognize(s, httpMethod, escapedPath)
+		if rank(res.Kind) > rank(best.Kind) {
+			best = res
 		}
-		i += j
-		hi, okHi := unhex(path[i+1])
-		lo, okLo := unhex(path[i+2])
-		if c := hi<<4 | lo; okHi && okLo && (c == ':' || c == '-' || c == '.' || c == '_' || c == '~' ||
-			'0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return true
+		if best.Kind == Listed {
+			break
 		}
 	}
+	return best
 }
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
+func rank(k Kind) int {
+	switch k {
+	case Listed:
+		return 3
+	case Ambiguous:
+		return 2
+	case Unlisted:
+		return 1
 	}
-	return 0, false
+	return 0
+}
+
+// RecognizeName finds the method of host that cancels the operation name,
+// as the gRPC-family doors need it: the message names the operation, and
+// the method is the one whose REST template's name pattern the name
+// matches (a vault "operations/x" is vault.operations.cancel), tried under
+// each of the host's versions. A name that no template takes is Unlisted
+// (the call itself says it is a cancel); one whose path would be ambiguous
+// (empty or dot segments) is Ambiguous.
+func (c *Catalog) RecognizeName(host, name string) Result {
+	host = trimHost(host)
+	t := c.table(host)
+	escaped := pathtemplate.Escape(name)
+	if t != nil {
+		for _, p := range t.namePaths {
+			res := c.Recognize(host, http.MethodPost, p.prefix+escaped+p.suffix)
+			if res.Kind == Listed || res.Kind == Ambiguous {
+				return res
+			}
+		}
+	}
+	if pathtemplate.Ambiguous("/" + escaped) {
+		return Result{Kind: Ambiguous, Service: lowerHost(host)}
+	}
+	return Result{Kind: Unlisted, Service: lowerHost(host), Operation: name}
 }
 
 // isCancel reports whether path would be recognised as Listed or Unlisted.

@@ -203,3 +203,46 @@ func Clean(path string) string {
 }
 
 const upperHex = "0123456789ABCDEF"
+
+// EscapesUnreserved reports whether path escapes a character that Clean
+// decodes: an unreserved one or ':'. A lenient server decodes those before
+// routing, so such a path may be a cancel to it.
+func EscapesUnreserved(path string) bool {
+	for i := 0; ; i++ {
+		j := strings.IndexByte(path[i:], '%')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if c, ok := decodeAt(path, i); ok && (c == ':' || isUnreserved(c)) {
+			return true
+		}
+	}
+}
+
+// Escape percent-encodes a decoded resource name for a path, segment by
+// segment: '/' still separates segments, every byte that is not a pchar is
+// escaped. A ':' stays: the verb is split at the last one, after the name.
+// Unescape(Escape(s), true) == s for every UTF-8 s.
+func Escape(name string) string {
+	n := 0
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c != '/' && !isPchar(c) {
+			n++
+		}
+	}
+	if n == 0 {
+		return name
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(name)+2*n)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '/' || isPchar(c) {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	return string(b)
+}

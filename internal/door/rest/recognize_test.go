@@ -1,4 +1,4 @@
-package lrocancel
+package rest
 
 import (
 	"net/http"
@@ -8,7 +8,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 )
 
-// recognize skips the catalog when the decoded path has no "cancel"; that
+// Recognize skips the catalog when the decoded path has no "cancel"; that
 // shortcut must never change the answer the catalog gives for the escaped
 // path, however the path is encoded.
 func FuzzRecognizeShortcutAgreesWithCatalog(f *testing.F) {
@@ -27,10 +27,10 @@ func FuzzRecognizeShortcutAgreesWithCatalog(f *testing.F) {
 			return
 		}
 		r := &http.Request{Method: method, Host: "vault.googleapis.com", URL: u}
-		got := recognize(cat, nil, r)
+		got := Recognize(cat, nil, r)
 		want := cat.Recognize(r.Host, method, u.EscapedPath())
 		if got.Kind != want.Kind {
-			t.Errorf("%s %q: recognize says %v, the catalog %v", method, target, got.Kind, want.Kind)
+			t.Errorf("%s %q: Recognize says %v, the catalog %v", method, target, got.Kind, want.Kind)
 		}
 	})
 }

@@ -1,0 +1,150 @@
+// Package rest is the REST front door: the catalog's path templates, the
+// credential in the Authorization header or the query, the JSON body, and
+// Google's JSON error envelope.
+package rest
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+	"github.com/lro-cancel/lro_cancel/internal/body"
+	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/googleerr"
+	"github.com/lro-cancel/lro_cancel/internal/govern"
+)
+
+// Recognize looks the request up in the catalog, under the pinned services
+// or else under the request's Host. With several pinned services the
+// strongest result wins: listed, then ambiguous, then unlisted. A request
+// that cannot be a cancel costs no allocation.
+func Recognize(cat *catalog.Catalog, services []string, r *http.Request) catalog.Result {
+	// Every reading of a cancel's path (as written, or decoded once) has
+	// "cancel" in the fully decoded path: without it, skip escaping the
+	// path for the catalog.
+	if !strings.Contains(r.URL.Path, "cancel") {
+		return catalog.Result{}
+	}
+	return cat.RecognizeIn(services, r.Host, r.Method, r.URL.EscapedPath())
+}
+
+// Read prepares a recognised REST cancel for the core. Before anything
+// else, no URL downstream (upstream, error log) may carry a credential: a
+// query token moves into Authorization, a query API key into
+// X-Goog-Api-Key, and anything unreadable is deleted. Then the body is read
+// (at most body.MaxBytes) and judged under the method's rules; the bytes
+// read are put back for the upstream, unchanged.
+func Read(r *http.Request, res *catalog.Result, strict bool) govern.Cancel {
+	x := govern.Cancel{
+		Protocol:  govern.ProtocolHTTP,
+		Kind:      res.Kind,
+		Method:    res.Method,
+		Service:   res.Service,
+		Host:      catalog.NormalizeHost(r.Host),
+		Operation: res.Operation,
+	}
+	x.Credential, x.CredentialErr = ExtractAndScrub(r)
+	switch {
+	case res.Kind == catalog.Ambiguous:
+		x.Refusal = govern.AmbiguousPath()
+		return x
+	case r.Header.Get("X-HTTP-Method-Override") != "":
+		x.Refusal = govern.MethodOverride()
+		return x
+	case x.CredentialErr != nil:
+		// Refused at the credentials step: the body is never read.
+		return x
+	}
+	x.Body = readBody(r, res, strict)
+	return x
+}
+
+// ExtractAndScrub returns the request's OAuth credential and leaves no
+// credential in its URL: a query token moves into the Authorization
+// header, a query API key into X-Goog-Api-Key, anything unreadable is
+// deleted.
+func ExtractAndScrub(r *http.Request) (credential.Credential, error) {
+	cred, err := credential.Extract(r)
+	if cred.QueryAPIKey != "" && r.Header.Get("X-Goog-Api-Key") == "" {
+		r.Header.Set("X-Goog-Api-Key", cred.QueryAPIKey)
+	}
+	if err == nil && cred.Source == credential.SourceQuery {
+		credential.MoveToHeader(r, cred.Token)
+	} else {
+		credential.Scrub(r)
+	}
+	return cred, err
+}
+
+// readBody reads at most body.MaxBytes of the request body, judges it and
+// puts the bytes read back for the upstream, unchanged.
+func readBody(r *http.Request, res *catalog.Result, strict bool) *body.Violation {
+	data, tooLarge, err := body.Read(r.Body)
+	if err != nil {
+		return &body.Violation{Description: "The request body could not be read."}
+	}
+	if tooLarge {
+		return body.TooLarge()
+	}
+	rules := body.Rules{Strict: strict, Vars: varsOf(res)}
+	if res.Method != nil && res.Method.Body == catalog.BodyFields {
+		rules.Fields = res.Method.Fields
+	}
+	// Every Content-Encoding line counts: a second one must not hide gzip.
+	encoding := strings.Join(r.Header.Values("Content-Encoding"), ", ")
+	if v := body.Check(data, encoding, rules); v != nil {
+		return v
+	}
+	if len(data) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(data))
+	}
+	return nil
+}
+
+// varsOf gives the body check the path's variables. A body "name" must
+// always equal the operation the path names, also where the template has
+// no name variable (unlisted cancels, container's zone paths), so that the
+// audited operation is the one the upstream acts on.
+func varsOf(res *catalog.Result) map[string]string {
+	vars := make(map[string]string, len(res.Vars)+1)
+	for _, v := range res.Vars {
+		vars[v.Name] = v.Value
+	}
+	if _, ok := vars["name"]; !ok {
+		vars["name"] = res.Operation
+	}
+	return vars
+}
+
+// Door writes REST answers: Google's JSON error envelope for a refusal.
+type Door struct{}
+
+// Refuse writes d as Google's JSON error envelope.
+func (Door) Refuse(w http.ResponseWriter, d *govern.Denial, rec *audit.Record) {
+	WriteEnvelope(w, d)
+	rec.Status = d.HTTPStatus()
+}
+
+// WriteEnvelope writes d as Google's JSON error envelope, with its
+// WWW-Authenticate challenge.
+func WriteEnvelope(w http.ResponseWriter, d *govern.Denial) {
+	if d.WWWAuthenticate != "" {
+		w.Header().Set("WWW-Authenticate", d.WWWAuthenticate)
+	}
+	googleerr.Write(w, d.Envelope())
+}
+
+// Forward runs the next handler and records its status.
+func (Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error {
+	return govern.Forward(w, r, next, rec)
+}
+
+// Interface guards
+var (
+	_ govern.Door = Door{}
+)

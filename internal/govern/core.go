@@ -1,0 +1,339 @@
+// Package govern is lro_cancel's transport-neutral core: what a cancel is
+// (Cancel), the decision on it (Core.Decide: credentials, verification,
+// scope, body, unlisted, unimplemented, in Google's own order), a refusal
+// as a google.rpc.Code with its reason and details (Denial), and the audit
+// lifecycle of each governed cancel (Core.Serve, Core.Receive,
+// Core.Complete).
+//
+// A front door (REST, gRPC, gRPC-Web, $rpc) recognises a cancel in its wire
+// format, reads it into a Cancel, and writes the core's answer back in that
+// format (Door). Nothing about a wire format lives here.
+package govern
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+	"github.com/lro-cancel/lro_cancel/internal/body"
+	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/credential"
+)
+
+// The front doors, as the record's protocol field names them.
+const (
+	ProtocolHTTP    = "http"
+	ProtocolGRPC    = "grpc"
+	ProtocolGRPCWeb = "grpc-web"
+	ProtocolRPC     = "rpc"
+)
+
+// Cancel is one recognised cancel as a door read it.
+type Cancel struct {
+	// Protocol is the door, one of the Protocol constants.
+	Protocol string
+	// Kind is Listed, Unlisted or Ambiguous.
+	Kind catalog.Kind
+	// Method is the catalog's method (Listed only); shared, do not modify.
+	Method *catalog.Method
+	// Service is the API host the cancel is governed under.
+	Service string
+	// Host is the request's own normalized host, which `unimplemented` may
+	// name as well as the service.
+	Host string
+	// Operation is the decoded operation name.
+	Operation string
+	// Credential is the caller's OAuth token, or CredentialErr why there
+	// is none that can be used.
+	Credential    credential.Credential
+	CredentialErr error
+	// Refusal is the door's refusal of a request it cannot read for
+	// certain (an ambiguous path, a method override, an unreadable
+	// message): it is answered before credentials are looked at, since
+	// what the request is, and so which scopes it needs, is not known.
+	Refusal *Denial
+	// Body is what is wrong with the request message, judged at the
+	// pipeline's body step; nil when the message is acceptable.
+	Body *body.Violation
+}
+
+// MethodID is the record's method: the discovery id, "unlisted", or ""
+// when the request was refused before it could be told.
+func (c *Cancel) MethodID() string {
+	if c.Method != nil {
+		return c.Method.ID
+	}
+	if c.Kind == catalog.Unlisted {
+		return "unlisted"
+	}
+	return ""
+}
+
+// Unlisted modes.
+const (
+	UnlistedEnforce = "enforce"
+	UnlistedDeny    = "deny"
+	UnlistedPass    = "pass"
+)
+
+// Core decides on cancels and keeps their audit trail. It is built once
+// at provisioning and never changes afterwards.
+type Core struct {
+	// JWT verifies JWT-shaped tokens when set; Opaque verifies the others.
+	JWT, Opaque credential.Verifier
+	// Scopes, when set, replace the catalog's accepted scopes.
+	Scopes []string
+	// Unlisted is UnlistedEnforce, UnlistedDeny or UnlistedPass.
+	Unlisted string
+	// Unimplemented lists the services (or request hosts) answered
+	// UNIMPLEMENTED; "*" is every service.
+	Unimplemented []string
+
+	// Stages are the stages the audit log receives; the journal, when
+	// set, receives both.
+	Stages  []audit.Stage
+	Sink    audit.Sink
+	Journal *audit.Journal
+	// Count observes every completed record (the metrics).
+	Count  func(*audit.Record)
+	Logger *zap.Logger
+	// OutageLog paces the warning about a verifier outage (once per burst,
+	// not per refused cancel); nil logs every one.
+	OutageLog *rate.Sometimes
+}
+
+// Door writes the core's answer in one front door's wire format.
+type Door interface {
+	// Refuse writes d to the client; nothing is forwarded. It sets the
+	// record's status (and gRPC status) to what the client gets.
+	Refuse(w http.ResponseWriter, d *Denial, rec *audit.Record)
+	// Forward runs the next handler and records what the client got.
+	Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error
+}
+
+// Passes reports whether a recognised cancel is not governed at all
+// (`unlisted pass`).
+func (c *Core) Passes(x *Cancel) bool {
+	return x.Kind == catalog.Unlisted && c.Unlisted == UnlistedPass && x.Refusal == nil
+}
+
+// Serve governs one cancel that arrived alone: it gives the request its
+// audit id (the Audit-Id header, the {http.lro_cancel.*} placeholders),
+// writes the received record, decides, and then refuses through the door
+// or forwards; the completed record is written whatever happens,
+// including when a later handler fails or panics.
+func (c *Core) Serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *Cancel, d Door) error {
+	start := time.Now()
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	var id string
+	if repl != nil {
+		id, _ = repl.GetString("http.request.uuid")
+	}
+	rec := NewRecord(r, id, x)
+	w.Header().Set("Audit-Id", rec.AuditID)
+	if repl != nil {
+		repl.Map(placeholders(&rec))
+	}
+	defer c.Complete(&rec, start)
+	if err := c.Receive(&rec); err != nil {
+		d.Refuse(w, c.refusal(JournalUnavailable(), &rec), &rec)
+		return nil
+	}
+	if den := c.Decide(r.Context(), x, &rec); den != nil {
+		d.Refuse(w, c.refusal(den, &rec), &rec)
+		return nil
+	}
+	rec.Decision = audit.Forwarded
+	return d.Forward(w, r, next, &rec)
+}
+
+// refusal records the denial's decision and names the service and method
+// in its ErrorInfo metadata.
+func (c *Core) refusal(d *Denial, rec *audit.Record) *Denial {
+	rec.Decision = d.Decision
+	if d.Metadata == nil {
+		d.Metadata = map[string]string{"service": rec.Service, "method": rec.Method}
+	}
+	return d
+}
+
+// NewRecord starts the audit record of a cancel.
+func NewRecord(r *http.Request, auditID string, x *Cancel) audit.Record {
+	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return audit.Record{
+		AuditID:   auditID,
+		Service:   x.Service,
+		Method:    x.MethodID(),
+		Operation: x.Operation,
+		ClientIP:  clientIP,
+		UserAgent: r.UserAgent(),
+		Protocol:  x.Protocol,
+	}
+}
+
+// Receive writes the received record: to the journal, where it is on disk
+// when Receive returns (an error means it is not, and the cancel must be
+// refused), and to the log when configured.
+func (c *Core) Receive(rec *audit.Record) error {
+	return c.emit(rec, audit.StageReceived)
+}
+
+// Complete writes the completed record; it joins the journal's next group
+// commit without holding up the response.
+func (c *Core) Complete(rec *audit.Record, start time.Time) {
+	rec.Duration = time.Since(start)
+	if c.Count != nil {
+		c.Count(rec)
+	}
+	_ = c.emit(rec, audit.StageCompleted)
+}
+
+// emit writes the record at the given stage to the journal, which holds
+// both stages, and to the audit log if the stage is one of its configured
+// stages. Sinks never see a credential: the record holds only a token hash
+// prefix. The journal and the log report their own failures.
+func (c *Core) emit(rec *audit.Record, stage audit.Stage) error {
+	rec.Stage = stage
+	var err error
+	switch {
+	case c.Journal == nil:
+	case stage == audit.StageReceived:
+		err = c.Journal.Write(rec)
+	default:
+		err = c.Journal.Append(rec)
+	}
+	if slices.Contains(c.Stages, stage) {
+		_ = c.Sink.Write(rec)
+	}
+	return err
+}
+
+// Decide runs the pipeline's checks in Google's order (credentials,
+// scope, request, method) and returns the first denial, or nil when the
+// cancel may go on. It fills in the record as it learns who is calling.
+func (c *Core) Decide(ctx context.Context, x *Cancel, rec *audit.Record) *Denial {
+	if x.Refusal != nil {
+		return x.Refusal
+	}
+	switch err := x.CredentialErr; {
+	case errors.Is(err, credential.ErrMissing):
+		return credentialsMissing(x.Credential.APIKeyOnly)
+	case errors.Is(err, credential.ErrConflict):
+		return badCredentials("Request carries more than one credential; send exactly one OAuth 2 access token.",
+			"CREDENTIALS_CONFLICT")
+	case err != nil:
+		return badCredentials("Request carries a credential that cannot be read unambiguously.",
+			"CREDENTIALS_MALFORMED")
+	}
+	token := x.Credential.Token
+	rec.TokenID = credential.TokenID(token)
+
+	info, err := c.verify(ctx, token)
+	if err != nil {
+		if invalid, ok := errors.AsType[*credential.InvalidError](err); ok {
+			return invalidToken(invalid.Reason)
+		}
+		warn := func() {
+			c.Logger.Warn("token verifier unavailable; refusing cancels with 503 (logged at most every 10s)",
+				zap.String("audit_id", rec.AuditID), zap.Error(err))
+		}
+		if c.OutageLog != nil {
+			c.OutageLog.Do(warn)
+		} else {
+			warn()
+		}
+		return verifierUnavailable()
+	}
+	rec.Principal = info.Principal()
+
+	rec.ScopesAccepted = c.acceptedScopes(x)
+	used, ok := info.HasScope(rec.ScopesAccepted)
+	if !ok {
+		return scopeInsufficient(rec.ScopesAccepted)
+	}
+	rec.ScopeUsed = used
+
+	if x.Body != nil {
+		return InvalidBody(x.Body)
+	}
+	if x.Kind == catalog.Unlisted && c.Unlisted == UnlistedDeny {
+		return deniedUnlisted()
+	}
+	if c.unimplemented(x.Service, x.Host) {
+		return unimplemented(x.Service)
+	}
+	return nil
+}
+
+// verify sends a JWT-shaped token to the jwt verifier when one is
+// configured, any other to tokeninfo or introspection.
+func (c *Core) verify(ctx context.Context, token string) (*credential.Info, error) {
+	if c.JWT != nil && credential.LooksLikeJWT(token) {
+		return c.JWT.Verify(ctx, token)
+	}
+	return c.Opaque.Verify(ctx, token)
+}
+
+func (c *Core) acceptedScopes(x *Cancel) []string {
+	if len(c.Scopes) > 0 {
+		return c.Scopes
+	}
+	if x.Method != nil {
+		return x.Method.Scopes
+	}
+	return nil
+}
+
+func (c *Core) unimplemented(service, host string) bool {
+	return slices.ContainsFunc(c.Unimplemented, func(s string) bool {
+		return s == "*" || s == service || s == host
+	})
+}
+
+// placeholders serves {http.lro_cancel.*} from the request's record as it
+// stands when a placeholder is evaluated: one provider instead of a value
+// per key, and the principal and decision are always current.
+func placeholders(rec *audit.Record) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		switch key {
+		case "http.lro_cancel.operation":
+			return rec.Operation, true
+		case "http.lro_cancel.service":
+			return rec.Service, true
+		case "http.lro_cancel.method":
+			return rec.Method, true
+		case "http.lro_cancel.audit_id":
+			return rec.AuditID, true
+		case "http.lro_cancel.principal":
+			return rec.Principal, true
+		case "http.lro_cancel.decision":
+			return string(rec.Decision), true
+		}
+		return nil, false
+	}
+}
+
+// Forward runs the next handler and records the HTTP status the client
+// got: the upstream's, or the error's when a later handler fails.
+func Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error {
+	rw := caddyhttp.NewResponseRecorder(w, nil, nil)
+	err := next.ServeHTTP(rw, r)
+	rec.UpstreamStatus = rw.Status()
+	rec.Status = rw.Status()
+	if err != nil {
+		rec.UpstreamStatus = 0
+		rec.Status = http.StatusInternalServerError
+		if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok && he.StatusCode != 0 {
+			rec.Status = he.StatusCode
+		}
+	}
+	return err
+}

@@ -1,0 +1,187 @@
+package govern
+
+import (
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+	"github.com/lro-cancel/lro_cancel/internal/body"
+	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/googleerr"
+)
+
+// Denial is a refusal decided by the pipeline, independent of the wire it
+// is written on: a google.rpc.Code, Google's ErrorInfo reason and domain,
+// an optional google.rpc.BadRequest, and the audit decision. Each door
+// writes it in its caller's encoding (REST's JSON envelope, gRPC status).
+type Denial struct {
+	Decision audit.Decision
+	Code     codes.Code
+	Message  string
+	// Reason and Domain form the google.rpc.ErrorInfo detail; Domain ""
+	// means Google's own (googleerr.DefaultDomain).
+	Reason, Domain string
+	// Metadata is the ErrorInfo metadata; Refusal fills in service and
+	// method.
+	Metadata        map[string]string
+	FieldViolations []googleerr.FieldViolation
+	// WWWAuthenticate is the challenge an HTTP-family door sends.
+	WWWAuthenticate string
+}
+
+// HTTPStatus is the HTTP status of the denial's code (google/rpc/code.proto's
+// "HTTP Mapping").
+func (d *Denial) HTTPStatus() int { return HTTPStatus(d.Code) }
+
+// HTTPStatus maps a google.rpc.Code to its HTTP status.
+func HTTPStatus(c codes.Code) int {
+	switch c {
+	case codes.OK:
+		return http.StatusOK
+	case codes.Canceled:
+		return 499
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return http.StatusBadRequest
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.AlreadyExists, codes.Aborted:
+		return http.StatusConflict
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// Envelope is the denial as Google's REST error envelope.
+func (d *Denial) Envelope() *googleerr.Error {
+	return &googleerr.Error{
+		Code:            d.HTTPStatus(),
+		Message:         d.Message,
+		Reason:          d.Reason,
+		Domain:          d.Domain,
+		Metadata:        d.Metadata,
+		FieldViolations: d.FieldViolations,
+	}
+}
+
+// GatewayDomain is the ErrorInfo domain of reasons this gateway adds;
+// reasons Google's own front end uses keep Google's domain.
+const GatewayDomain = "lro-cancel.gateway"
+
+const bearerRealm = `Bearer realm="https://accounts.google.com/"`
+
+// Google's own wording, so that callers see what they would see from Google.
+const (
+	msgMissing = "Request is missing required authentication credential. Expected OAuth 2 access token, " +
+		"login cookie or other valid authentication credential. " +
+		"See https://developers.google.com/identity/sign-in/web/devconsole-project."
+	msgAPIKey = "API keys are not supported by this API. Expected OAuth2 access token or other " +
+		"authentication credentials that assert a principal. See https://cloud.google.com/docs/authentication"
+	msgInvalid = "Request had invalid authentication credentials. Expected OAuth 2 access token, " +
+		"login cookie or other valid authentication credential. " +
+		"See https://developers.google.com/identity/sign-in/web/devconsole-project."
+	msgScope       = "Request had insufficient authentication scopes."
+	msgUnavailable = "The service is currently unavailable."
+)
+
+// gatewayDenial is a denial for a reason of this gateway's own, under its
+// ErrorInfo domain.
+func gatewayDenial(decision audit.Decision, code codes.Code, reason, message string) *Denial {
+	return &Denial{Decision: decision, Code: code, Message: message, Reason: reason, Domain: GatewayDomain}
+}
+
+func credentialsMissing(apiKeyOnly bool) *Denial {
+	msg := msgMissing
+	if apiKeyOnly {
+		msg = msgAPIKey
+	}
+	return &Denial{
+		Decision: audit.Unauthenticated, Code: codes.Unauthenticated, Message: msg,
+		Reason: "CREDENTIALS_MISSING", WWWAuthenticate: bearerRealm,
+	}
+}
+
+// badCredentials refuses credentials that are there but unusable: two
+// different ones, or one that servers could read differently.
+func badCredentials(message, reason string) *Denial {
+	return gatewayDenial(audit.Unauthenticated, codes.InvalidArgument, reason, message)
+}
+
+func invalidToken(reason credential.Reason) *Denial {
+	r := "ACCESS_TOKEN_TYPE_UNSUPPORTED"
+	if reason == credential.ReasonExpired {
+		r = "ACCESS_TOKEN_EXPIRED"
+	}
+	return &Denial{
+		Decision: audit.Unauthenticated, Code: codes.Unauthenticated, Message: msgInvalid,
+		Reason: r, WWWAuthenticate: bearerRealm + `, error="invalid_token"`,
+	}
+}
+
+// JournalUnavailable refuses a cancel whose received record could not be
+// made durable.
+func JournalUnavailable() *Denial {
+	return gatewayDenial(audit.JournalUnavailable, codes.Unavailable, "AUDIT_JOURNAL_UNAVAILABLE", msgUnavailable)
+}
+
+func verifierUnavailable() *Denial {
+	return gatewayDenial(audit.VerifierUnavailable, codes.Unavailable, "TOKEN_VERIFIER_UNAVAILABLE", msgUnavailable)
+}
+
+func scopeInsufficient(accepted []string) *Denial {
+	return &Denial{
+		Decision: audit.ScopeInsufficient, Code: codes.PermissionDenied, Message: msgScope,
+		Reason:          "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+		WWWAuthenticate: bearerRealm + `, error="insufficient_scope", scope="` + strings.Join(accepted, " ") + `"`,
+	}
+}
+
+// InvalidBody refuses a request message that is not the empty (or
+// field-restricted) message the method defines.
+func InvalidBody(v *body.Violation) *Denial {
+	d := gatewayDenial(audit.InvalidBody, codes.InvalidArgument, "INVALID_CANCEL_BODY", v.Description)
+	d.FieldViolations = []googleerr.FieldViolation{{Field: v.Field, Description: v.Description}}
+	return d
+}
+
+// AmbiguousPath refuses a would-be cancel whose path servers could read
+// differently.
+func AmbiguousPath() *Denial {
+	return gatewayDenial(audit.InvalidPath, codes.InvalidArgument, "AMBIGUOUS_PATH",
+		"The request path is ambiguous: it holds a dot segment, an empty segment, "+
+			"a backslash or a percent-encoded verb.")
+}
+
+// MethodOverride refuses a cancel that carries an HTTP method override.
+func MethodOverride() *Denial {
+	return gatewayDenial(audit.InvalidRequest, codes.InvalidArgument, "METHOD_OVERRIDE_REFUSED",
+		"X-HTTP-Method-Override is not allowed on an operation cancel.")
+}
+
+// InvalidRequest refuses a request the gateway cannot read for certain in
+// its door's wire format (framing, content type, query).
+func InvalidRequest(reason, message string) *Denial {
+	return gatewayDenial(audit.InvalidRequest, codes.InvalidArgument, reason, message)
+}
+
+func deniedUnlisted() *Denial {
+	return gatewayDenial(audit.DeniedUnlisted, codes.PermissionDenied, "UNLISTED_CANCEL_DENIED",
+		"This gateway denies cancels of operations of methods it does not list.")
+}
+
+func unimplemented(service string) *Denial {
+	return gatewayDenial(audit.Unimplemented, codes.Unimplemented, "CANCEL_UNIMPLEMENTED",
+		"Operation cancel is not implemented for "+service+".")
+}

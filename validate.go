@@ -1,0 +1,123 @@
+package lrocancel
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+	"github.com/lro-cancel/lro_cancel/internal/govern"
+	"github.com/lro-cancel/lro_cancel/internal/pathtemplate"
+)
+
+// Validate checks the configuration, whether it came from a Caddyfile or
+// from JSON. Caddy calls it after Provision; the Caddyfile parser calls
+// the same checks so that `caddy adapt` names the offending line.
+func (h *Handler) Validate() error {
+	return validateConfig(h)
+}
+
+func validateConfig(h *Handler) error {
+	switch h.Unlisted {
+	case "", govern.UnlistedEnforce, govern.UnlistedDeny, govern.UnlistedPass:
+	default:
+		return fmt.Errorf("lro_cancel: unlisted must be enforce, deny or pass, not %q", h.Unlisted)
+	}
+	switch h.Body {
+	case "", bodyEmpty, bodyStrict:
+	default:
+		return fmt.Errorf("lro_cancel: body must be empty or strict, not %q", h.Body)
+	}
+	for _, t := range h.Template {
+		if err := validateTemplate(t); err != nil {
+			return fmt.Errorf("lro_cancel: template: %w", err)
+		}
+	}
+	if h.TokenInfo != nil && h.Introspection != nil {
+		return errors.New("lro_cancel: tokeninfo and introspection are exclusive: choose one verifier for opaque tokens")
+	}
+	if h.TokenInfo != nil && h.TokenInfo.URL != "" {
+		if err := validateURL(h.TokenInfo.URL); err != nil {
+			return fmt.Errorf("lro_cancel: tokeninfo: %w", err)
+		}
+	}
+	if ic := h.Introspection; ic != nil {
+		if ic.URL == "" {
+			return errors.New("lro_cancel: introspection needs a URL")
+		}
+		if err := validateURL(ic.URL); err != nil {
+			return fmt.Errorf("lro_cancel: introspection: %w", err)
+		}
+	}
+	if j := h.JWT; j != nil {
+		if err := validateJWT(j); err != nil {
+			return fmt.Errorf("lro_cancel: jwt: %w", err)
+		}
+	}
+	if a := h.Audit; a != nil {
+		for _, s := range a.Stages {
+			if s != string(audit.StageReceived) && s != string(audit.StageCompleted) {
+				return fmt.Errorf("lro_cancel: audit: unknown stage %q (want received or completed)", s)
+			}
+		}
+		if len(a.Stages) > 0 && !slices.Contains(a.Stages, string(audit.StageCompleted)) {
+			return errors.New("lro_cancel: audit: the completed stage cannot be turned off")
+		}
+	}
+	for _, s := range h.Unimplemented {
+		if s != "*" && strings.ContainsAny(s, "/ ") {
+			return fmt.Errorf("lro_cancel: unimplemented: %q is not a host", s)
+		}
+	}
+	return nil
+}
+
+func validateURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("malformed URL %q: %w", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("malformed URL %q: want http:// or https:// and a host", s)
+	}
+	return nil
+}
+
+func validateTemplate(t string) error {
+	_, err := pathtemplate.Parse(t)
+	return err
+}
+
+// jwtAlgorithms are the asymmetric algorithms the jwt verifier accepts;
+// "none" and the HMAC family are never accepted, which rules out
+// algorithm-confusion attacks with a public key as an HMAC secret.
+var jwtAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func validateJWT(j *JWTConfig) error {
+	switch {
+	case j.JWKSURL == "" && j.JWKSFile == "":
+		return errors.New("needs a key source: jwks_url or jwks_file")
+	case j.JWKSURL != "" && j.JWKSFile != "":
+		return errors.New("jwks_url and jwks_file are exclusive")
+	}
+	if j.JWKSURL != "" {
+		if err := validateURL(j.JWKSURL); err != nil {
+			return err
+		}
+	}
+	for _, a := range j.Algorithms {
+		if !slices.Contains(jwtAlgorithms, a) {
+			return fmt.Errorf("unknown or unsupported algorithm %q (supported: %v)", a, jwtAlgorithms)
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Validator = (*Handler)(nil)
+)
