@@ -188,8 +188,10 @@ func (c *Cache) call(ctx context.Context, key [sha256.Size]byte, token string) (
 	if err == nil && info == nil {
 		return entry{err: fmt.Errorf("verify token: %w: verifier returned no answer", ErrUnavailable)}
 	}
-	if err == nil && !info.Expiry.IsZero() && !info.Expiry.After(now) {
-		info, err = nil, &InvalidError{Reason: ReasonExpired, Detail: "verifier gives expiry " + info.Expiry.UTC().Format(time.RFC3339)}
+	if err == nil {
+		if err = expired(info, now, "verifier"); err != nil {
+			info = nil
+		}
 	}
 	e = entry{info: info, err: err}
 	var invalid *InvalidError

@@ -217,6 +217,23 @@ func visibleASCII(s string) bool {
 	return true
 }
 
+// Take returns r's OAuth credential, as Extract does, and leaves no
+// credential in r's URL for anything downstream (upstream, access log): a
+// query token moves into the Authorization header, a query API key into
+// X-Goog-Api-Key (unless one is there), anything unreadable is deleted.
+func Take(r *http.Request) (Credential, error) {
+	cred, err := Extract(r)
+	if cred.QueryAPIKey != "" && r.Header.Get("X-Goog-Api-Key") == "" {
+		r.Header.Set("X-Goog-Api-Key", cred.QueryAPIKey)
+	}
+	if err == nil && cred.Source == SourceQuery {
+		MoveToHeader(r, cred.Token)
+	} else {
+		Scrub(r)
+	}
+	return cred, err
+}
+
 // MoveToHeader sets r's Authorization header to "Bearer <token>" and
 // deletes the credential parameters from the URL (see Scrub).
 func MoveToHeader(r *http.Request, token string) {

@@ -128,10 +128,10 @@ func (i *Introspection) Verify(ctx context.Context, token string) (*Info, error)
 	if info.Subject == "" {
 		info.Subject = a.Username
 	}
-	switch {
-	case !info.Expiry.IsZero() && !info.Expiry.After(now):
-		return nil, &InvalidError{Reason: ReasonExpired, Detail: "introspection gives expiry " + info.Expiry.UTC().Format(time.RFC3339)}
-	case unixTime(a.Nbf).After(now):
+	if err := expired(info, now, "introspection"); err != nil {
+		return nil, err
+	}
+	if unixTime(a.Nbf).After(now) {
 		return nil, &InvalidError{Reason: ReasonInvalid, Detail: "introspection says the token is not valid yet"}
 	}
 	return info, nil

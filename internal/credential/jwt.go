@@ -225,14 +225,7 @@ func (j *JWT) configure(cfg JWTConfig) error {
 		j.now = time.Now
 	}
 	j.limiter = rate.NewLimiter(rate.Every(j.minRefresh), 1)
-	client := http.DefaultClient
-	if cfg.Client != nil {
-		client = cfg.Client
-	}
-	c := *client
-	// A redirect could lead from https to a key set anyone can serve.
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	j.client = &c
+	j.client = noRedirects(cfg.Client)
 	return nil
 }
 

@@ -106,11 +106,11 @@ func (t *TokenInfo) Verify(ctx context.Context, token string) (*Info, error) {
 	if info.Expiry.IsZero() && a.ExpiresIn != nil {
 		info.Expiry = now.Add(time.Duration(*a.ExpiresIn) * time.Second)
 	}
-	switch {
-	case info.Expiry.IsZero():
+	if info.Expiry.IsZero() {
 		return nil, &InvalidError{Reason: ReasonInvalid, Detail: "tokeninfo answer gives no expiry"}
-	case !info.Expiry.After(now):
-		return nil, &InvalidError{Reason: ReasonExpired, Detail: "tokeninfo gives expiry " + info.Expiry.UTC().Format(time.RFC3339)}
+	}
+	if err := expired(info, now, "tokeninfo"); err != nil {
+		return nil, err
 	}
 	return info, nil
 }

@@ -138,12 +138,7 @@ func post(ctx context.Context, client *http.Client, timeout time.Duration, endpo
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if client == nil {
-		client = http.DefaultClient
-	}
-	c := *client
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := c.Do(req)
+	resp, err := noRedirects(client).Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -156,6 +151,27 @@ func post(ctx context.Context, client *http.Client, timeout time.Duration, endpo
 		return 0, nil, fmt.Errorf("answer exceeds %d bytes", maxAnswer)
 	}
 	return resp.StatusCode, body, nil
+}
+
+// noRedirects returns a copy of client (http.DefaultClient when nil) that
+// does not follow redirects: a 307 could carry a token to another host, a
+// redirect could lead from https to a key set anyone can serve.
+func noRedirects(client *http.Client) *http.Client {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+// expired refuses an answer whose expiry has passed; source names who gave
+// it, for the error's detail. A zero expiry is not expired.
+func expired(info *Info, now time.Time, source string) error {
+	if info.Expiry.IsZero() || info.Expiry.After(now) {
+		return nil
+	}
+	return &InvalidError{Reason: ReasonExpired, Detail: source + " gives expiry " + info.Expiry.UTC().Format(time.RFC3339)}
 }
 
 // decodeObject decodes a verifier's JSON object answer. A body that is not

@@ -48,7 +48,7 @@ func Read(r *http.Request, res *catalog.Result, strict bool) govern.Cancel {
 		Host:      catalog.NormalizeHost(r.Host),
 		Operation: res.Operation,
 	}
-	x.Credential, x.CredentialErr = ExtractAndScrub(r)
+	x.Credential, x.CredentialErr = credential.Take(r)
 	switch {
 	case res.Kind == catalog.Ambiguous:
 		x.Refusal = govern.AmbiguousPath()
@@ -62,23 +62,6 @@ func Read(r *http.Request, res *catalog.Result, strict bool) govern.Cancel {
 	}
 	x.Body = readBody(r, res, strict)
 	return x
-}
-
-// ExtractAndScrub returns the request's OAuth credential and leaves no
-// credential in its URL: a query token moves into the Authorization
-// header, a query API key into X-Goog-Api-Key, anything unreadable is
-// deleted.
-func ExtractAndScrub(r *http.Request) (credential.Credential, error) {
-	cred, err := credential.Extract(r)
-	if cred.QueryAPIKey != "" && r.Header.Get("X-Goog-Api-Key") == "" {
-		r.Header.Set("X-Goog-Api-Key", cred.QueryAPIKey)
-	}
-	if err == nil && cred.Source == credential.SourceQuery {
-		credential.MoveToHeader(r, cred.Token)
-	} else {
-		credential.Scrub(r)
-	}
-	return cred, err
 }
 
 // readBody reads at most body.MaxBytes of the request body, judges it and
