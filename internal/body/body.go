@@ -1,19 +1,24 @@
-// Package body decides whether a cancel request's body is the empty message
-// Google's clients send: zero bytes, JSON whitespace, {}, null, or an object
-// holding only request fields whose values repeat the URL path's variables.
+// Package body reads a cancel request's message and decides whether it is
+// the empty message Google's clients send.
 //
-// The check is a hand-written, single-level JSON scanner: it never recurses,
-// never allocates for the accepted forms, and reports the first problem as a
-// Violation fit for a google.rpc.BadRequest field violation.
+// A REST cancel's body must be empty: zero bytes, JSON whitespace, {}, null,
+// or an object holding only request fields whose values repeat the URL
+// path's variables (Check). The gRPC-family doors carry the request message
+// itself, and read its fields out of it: ReadProto for protobuf, ReadJSON
+// for the $rpc door's JSON. Either way only the request's own string fields
+// are accepted, each at most once.
+//
+// JSON goes through one hand-written, single-level scanner: it never
+// recurses, never allocates for Check's accepted forms, and reports the
+// first problem as a Violation fit for a google.rpc.BadRequest field
+// violation.
 package body
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 )
 
 // MaxBytes bounds what is ever read of a body: an empty message with a
@@ -52,25 +57,16 @@ func Read(r io.Reader) (data []byte, tooLarge bool, err error) {
 	if r == nil || r == http.NoBody {
 		return nil, false, nil
 	}
-	const limit = MaxBytes + 1
-	buf := make([]byte, 0, 512)
-	for {
-		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(2*cap(buf), limit))
-			copy(grown, buf)
-			buf = grown
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		switch {
-		case len(buf) == limit:
-			return buf, true, nil
-		case err == io.EOF:
-			return buf, false, nil
-		case err != nil:
-			return buf, false, fmt.Errorf("reading request body: %w", err)
-		}
+	// Not http.MaxBytesReader: it swallows the byte past the limit, and data
+	// must hold every byte taken from r.
+	data, err = io.ReadAll(io.LimitReader(r, MaxBytes+1))
+	switch {
+	case len(data) > MaxBytes:
+		return data, true, nil
+	case err != nil:
+		return data, false, fmt.Errorf("reading request body: %w", err)
 	}
+	return data, false, nil
 }
 
 // TooLarge is the violation for a body longer than MaxBytes.
@@ -97,282 +93,19 @@ func Check(data []byte, contentEncoding string, rules Rules) *Violation {
 	if rules.Strict {
 		return &Violation{Description: "Request body must be empty (zero bytes)."}
 	}
-	if bytes.HasPrefix(data, []byte("\xEF\xBB\xBF")) {
-		return invalid("Unexpected byte order mark.")
-	}
-	if !utf8.Valid(data) {
-		return invalid("Request body is not valid UTF-8.")
-	}
-
-	s := scanner{data: data}
-	s.skipSpace()
-	if s.eof() {
-		return nil
-	}
-	var v *Violation
-	switch c := data[s.pos]; c {
-	case '{':
-		v = s.object(rules)
-	case 'n':
-		v = s.literal("null")
-	case '[':
-		return invalid("Root element must be a message, got an array.")
-	case '"', 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return invalid("Root element must be a message, got a scalar value.")
-	default:
-		return s.unexpected()
-	}
-	if v != nil {
-		return v
-	}
-	s.skipSpace()
-	if s.eof() {
-		return nil
-	}
-	if startsValue(data[s.pos]) {
-		return invalid(fmt.Sprintf("Unexpected second JSON value at byte %d.", s.pos))
-	}
-	return s.unexpected()
-}
-
-// scanner walks data, which Check has already found to be valid UTF-8.
-type scanner struct {
-	data []byte
-	pos  int
-}
-
-func (s *scanner) eof() bool { return s.pos >= len(s.data) }
-
-func (s *scanner) skipSpace() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\r', '\n':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
-
-// object checks the object starting at s.pos against rules.
-func (s *scanner) object(rules Rules) *Violation {
 	fields := rules.Fields
 	if len(fields) == 0 {
 		fields = defaultFields
 	}
-	var small [8]bool // request messages have a handful of fields
-	seen := small[:]
-	if len(fields) > len(small) {
-		seen = make([]bool, len(fields))
-	}
-	var scratch [256]byte // room to decode an escaped string without allocating
-
-	s.pos++ // '{'
-	s.skipSpace()
-	if !s.eof() && s.data[s.pos] == '}' {
-		s.pos++
-		return nil
-	}
-	for {
-		if s.eof() || s.data[s.pos] != '"' {
-			return s.unexpected()
-		}
-		key, v := s.str(scratch[:0])
-		if v != nil {
-			return v
-		}
-		i := indexOf(fields, key)
-		if i < 0 {
-			name := excerpt(key)
-			return &Violation{Field: name, Description: fmt.Sprintf("Invalid JSON payload received. Unknown name %q: Cannot find field.", name)}
-		}
-		field := fields[i]
-		if seen[i] {
-			return &Violation{Field: field, Description: fmt.Sprintf("Invalid JSON payload received. Duplicate field %q.", field)}
-		}
-		seen[i] = true
-
-		s.skipSpace()
-		if s.eof() || s.data[s.pos] != ':' {
-			return s.unexpected()
-		}
-		s.pos++
-		s.skipSpace()
-		if s.eof() {
-			return s.unexpected()
-		}
-		switch c := s.data[s.pos]; {
-		case c == '"':
-			val, v := s.str(scratch[:0])
-			if v != nil {
-				return v
-			}
-			if want, ok := rules.Vars[field]; ok && string(val) != want {
-				return &Violation{Field: field, Description: fmt.Sprintf("Field %q in the request body does not match the value in the URL path.", field)}
-			}
-		case c == 'n':
-			if v := s.literal("null"); v != nil {
-				return v
-			}
-		case startsValue(c):
-			return &Violation{Field: field, Description: fmt.Sprintf("Invalid value at %q (TYPE_STRING): expected a string.", field)}
-		default:
-			return s.unexpected()
-		}
-
-		s.skipSpace()
-		if s.eof() {
-			return s.unexpected()
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-			s.skipSpace()
-		case '}':
-			s.pos++
-			return nil
-		default:
-			return s.unexpected()
-		}
-	}
+	return walk(data, fields, rules.Vars, nil)
 }
 
-// str decodes the string starting at s.pos. Without escapes the result
-// aliases data; otherwise it is appended to dst.
-func (s *scanner) str(dst []byte) ([]byte, *Violation) {
-	s.pos++ // '"'
-	start := s.pos
-	for s.pos < len(s.data) {
-		switch c := s.data[s.pos]; {
-		case c == '"':
-			s.pos++
-			return s.data[start : s.pos-1], nil
-		case c == '\\':
-			return s.escaped(append(dst, s.data[start:s.pos]...))
-		case c < 0x20:
-			return nil, s.unexpected()
-		default:
-			s.pos++
-		}
+// startValues readies values to receive n fields' values.
+func startValues(values []string, n int) {
+	if len(values) != n {
+		panic(fmt.Sprintf("body: %d values for %d fields", len(values), n))
 	}
-	return nil, s.unexpected()
-}
-
-// escaped continues str from the first backslash, decoding into dst.
-func (s *scanner) escaped(dst []byte) ([]byte, *Violation) {
-	for s.pos < len(s.data) {
-		c := s.data[s.pos]
-		switch {
-		case c == '"':
-			s.pos++
-			return dst, nil
-		case c < 0x20:
-			return nil, s.unexpected()
-		case c != '\\':
-			dst = append(dst, c)
-			s.pos++
-			continue
-		}
-		if s.pos+1 >= len(s.data) {
-			s.pos = len(s.data)
-			return nil, s.unexpected()
-		}
-		s.pos++ // the backslash
-		switch e := s.data[s.pos]; e {
-		case '"', '\\', '/':
-			dst = append(dst, e)
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, ok := s.hex4(s.pos + 1)
-			if !ok {
-				return nil, s.unexpected()
-			}
-			s.pos += 4
-			if r >= 0xD800 && r < 0xE000 {
-				// Only a high surrogate followed by a low one is a character;
-				// anything else would be silently replaced by U+FFFD.
-				low, ok := s.hex4(s.pos + 3)
-				if r >= 0xDC00 || !ok || s.data[s.pos+1] != '\\' || s.data[s.pos+2] != 'u' || low < 0xDC00 || low >= 0xE000 {
-					return nil, invalid(fmt.Sprintf("Unpaired UTF-16 surrogate escape at byte %d.", s.pos-5))
-				}
-				s.pos += 6
-				r = 0x10000 + (r-0xD800)<<10 + (low - 0xDC00)
-			}
-			dst = utf8.AppendRune(dst, r)
-		default:
-			return nil, s.unexpected()
-		}
-		s.pos++
-	}
-	return nil, s.unexpected()
-}
-
-// hex4 decodes the four hex digits at data[at:at+4].
-func (s *scanner) hex4(at int) (rune, bool) {
-	if at < 0 || at+4 > len(s.data) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s.data[at : at+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
-
-func (s *scanner) literal(lit string) *Violation {
-	if !bytes.HasPrefix(s.data[s.pos:], []byte(lit)) {
-		return s.unexpected()
-	}
-	s.pos += len(lit)
-	return nil
-}
-
-// unexpected describes the syntax error at s.pos.
-func (s *scanner) unexpected() *Violation {
-	if s.eof() {
-		return invalid("Unexpected end of input.")
-	}
-	return invalid(fmt.Sprintf("Unexpected token at byte %d: %q.", s.pos, excerpt(s.data[s.pos:])))
-}
-
-func invalid(problem string) *Violation {
-	return &Violation{Description: "Invalid JSON payload received. " + problem}
-}
-
-func startsValue(c byte) bool {
-	switch c {
-	case '{', '[', '"', 'n', 't', 'f', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return true
-	}
-	return false
-}
-
-func indexOf(fields []string, key []byte) int {
-	for i, f := range fields {
-		if f == string(key) {
-			return i
-		}
-	}
-	return -1
+	clear(values)
 }
 
 // excerptLen bounds how much of a body a Violation repeats.
