@@ -11,9 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
-	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
-	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
@@ -291,15 +289,15 @@ func (h *Handler) cached(name string, v credential.Verifier, c CacheConfig) *cre
 
 // ServeHTTP recognises the request and governs it when it is a cancel.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	res := h.recognizer.recognize(r)
-	if res.Kind == catalog.NotCancel {
+	rc := h.recognizer.recognize(r)
+	if rc.door == notCancel {
 		return next.ServeHTTP(w, r)
 	}
-	x := rest.Read(r, &res, h.Body == bodyStrict)
+	x, door := h.recognizer.read(r, &rc, h.Body == bodyStrict)
 	if h.core.Passes(&x) {
 		return next.ServeHTTP(w, r)
 	}
-	return h.core.Serve(w, r, next, &x, rest.Door{})
+	return h.core.Serve(w, r, next, &x, door)
 }
 
 const (

@@ -80,11 +80,17 @@ func (m Matcher) Match(r *http.Request) bool {
 
 // MatchWithError returns true if r is a cancel lro_cancel governs.
 func (m Matcher) MatchWithError(r *http.Request) (bool, error) {
-	res := m.recognizer.recognize(r)
-	if res.Kind == catalog.NotCancel {
+	rc := m.recognizer.recognize(r)
+	if rc.door == notCancel {
 		return false, nil
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		res := rc.rest
+		if rc.door != restDoor {
+			// The operation, and so the method, is in the RPC's message,
+			// which a matcher does not read.
+			res = catalog.Result{Service: catalog.NormalizeHost(r.Host)}
+		}
 		setPlaceholders(repl, &res)
 	}
 	return true, nil

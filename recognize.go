@@ -4,7 +4,10 @@ import (
 	"net/http"
 
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/door/grpc"
 	"github.com/lro-cancel/lro_cancel/internal/door/rest"
+	"github.com/lro-cancel/lro_cancel/internal/door/rpc"
+	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
 // recognizer is the one recognition the handler and the matcher share:
@@ -46,10 +49,53 @@ func (z *recognizer) provision(templates, services []string) error {
 	return nil
 }
 
-// recognize classifies the request without reading its body. A request
-// that is not a cancel costs no allocation.
-func (z *recognizer) recognize(r *http.Request) catalog.Result {
-	return rest.Recognize(z.catalog, z.services, r)
+// recognition is what recognize made of a request, before any of its
+// body is read: which door it came to, and what that door saw.
+type recognition struct {
+	door doorKind
+	rest catalog.Result
+	grpc grpcdoor.Call
+	rpc  rpc.Call
+}
+
+type doorKind uint8
+
+const (
+	notCancel doorKind = iota
+	restDoor
+	grpcDoor // gRPC and gRPC-Web
+	rpcDoor  // the $rpc fallback
+)
+
+// recognize classifies the request by its method, host, path and headers,
+// without reading its body. A request that is not a cancel in any form
+// costs no allocation: every cancel path, REST or RPC, spells "cancel".
+func (z *recognizer) recognize(r *http.Request) recognition {
+	if !catalog.ContainsCancel(r.URL.Path) {
+		return recognition{}
+	}
+	if res := rest.Recognize(z.catalog, z.services, r); res.Kind != catalog.NotCancel {
+		return recognition{door: restDoor, rest: res}
+	}
+	if c, ok := grpcdoor.Recognize(r); ok {
+		return recognition{door: grpcDoor, grpc: c}
+	}
+	if c, ok := rpc.Recognize(r); ok {
+		return recognition{door: rpcDoor, rpc: c}
+	}
+	return recognition{}
+}
+
+// read has the request's door read the cancel for the core, and returns
+// the door that answers it.
+func (z *recognizer) read(r *http.Request, rc *recognition, strictBody bool) (govern.Cancel, govern.Door) {
+	switch rc.door {
+	case grpcDoor:
+		return grpcdoor.Read(r, rc.grpc, z.catalog, z.services), rc.grpc.Door()
+	case rpcDoor:
+		return rpc.Read(r, rc.rpc, z.catalog, z.services), rc.rpc.Door()
+	}
+	return rest.Read(r, &rc.rest, strictBody), rest.Door{}
 }
 
 func normalizeHosts(hosts []string) []string {

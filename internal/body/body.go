@@ -46,6 +46,9 @@ type Violation struct {
 	// Description says what is wrong; it quotes at most a short, sanitized
 	// excerpt of the body.
 	Description string
+	// ValuesRead is set by ReadProto when the message is well formed but for
+	// unknown fields: its known fields were read all the same.
+	ValuesRead bool
 }
 
 var defaultFields = []string{"name"}

@@ -27,11 +27,14 @@ type ProtoField struct {
 // another), a wire type other than length-delimited, a string that is not
 // UTF-8, and any malformed or truncated input are refused, as is a msg
 // longer than MaxBytes. On a Violation every value is "", so nothing
-// half-read is ever audited or matched.
+// half-read is ever audited or matched; except for unknown fields in an
+// otherwise well-formed message, where the Violation's ValuesRead is set and
+// values hold the known fields: the message is refused all the same, but the
+// caller can tell which operation it meant.
 func ReadProto(msg []byte, fields []ProtoField, values []string) *Violation {
 	startValues(values, len(fields))
 	v := readProto(msg, fields, values)
-	if v != nil {
+	if v != nil && !v.ValuesRead {
 		clear(values)
 	}
 	return v
@@ -41,7 +44,8 @@ func readProto(msg []byte, fields []ProtoField, values []string) *Violation {
 	if len(msg) > MaxBytes {
 		return TooLarge()
 	}
-	var small [8]bool // request messages have a handful of fields
+	var unknown *Violation // the first unknown field, reported once the rest is read
+	var small [8]bool      // request messages have a handful of fields
 	seen := small[:]
 	if len(fields) > len(small) {
 		seen = make([]bool, len(fields))
@@ -57,7 +61,22 @@ func readProto(msg []byte, fields []ProtoField, values []string) *Violation {
 		}
 		i := protoIndex(fields, num)
 		if i < 0 {
-			return invalidProto("", fmt.Sprintf("Unknown field number %d: Cannot find field.", num))
+			// Read on past it, so that the known fields still name the
+			// operation the caller meant; anything malformed later wins.
+			if typ == protowire.StartGroupType || typ == protowire.EndGroupType {
+				// No request message has groups: nothing to read past.
+				return invalidProto("", fmt.Sprintf("Unknown field number %d: Cannot find field.", num))
+			}
+			skip := protowire.ConsumeFieldValue(num, typ, msg[pos+n:])
+			if skip < 0 {
+				return malformedVarint("", skip, pos+n)
+			}
+			if unknown == nil {
+				unknown = invalidProto("", fmt.Sprintf("Unknown field number %d: Cannot find field.", num))
+				unknown.ValuesRead = true
+			}
+			pos += n + skip
+			continue
 		}
 		field := fields[i].Name
 		if typ != protowire.BytesType {
@@ -79,7 +98,7 @@ func readProto(msg []byte, fields []ProtoField, values []string) *Violation {
 		values[i] = string(val)
 		pos += n
 	}
-	return nil
+	return unknown
 }
 
 // wireTypeNames names the wire types a tag's three low bits can hold.

@@ -79,7 +79,7 @@ func TestReadProto(t *testing.T) {
 		{name: "value holding a long name read", msg: pb(protowire.Number(1), strings.Repeat("o", 300)), fields: lroProto, want: []string{strings.Repeat("o", 300)}},
 
 		{name: "unknown field refused by number", msg: pb(tag(2, protowire.VarintType), []byte{1}), fields: lroProto, wantDesc: "Invalid proto payload received. Unknown field number 2: Cannot find field."},
-		{name: "unknown field after the name refused", msg: pb(protowire.Number(1), "operations/x", protowire.Number(7), "force"), fields: lroProto, wantDesc: "Unknown field number 7"},
+		{name: "unknown field after the name refused, the name still read", msg: pb(protowire.Number(1), "operations/x", protowire.Number(7), "force"), fields: lroProto, wantDesc: "Unknown field number 7", want: []string{"operations/x"}},
 		{name: "container's name field unknown to longrunning", msg: pb(protowire.Number(4), "operations/x"), fields: lroProto, wantDesc: "Unknown field number 4"},
 		{name: "field in the reserved range unknown", msg: pb(protowire.Number(19000), "x"), fields: lroProto, wantDesc: "Unknown field number 19000"},
 		{name: "largest field number unknown", msg: pb(protowire.Number(protowire.MaxValidNumber), "x"), fields: lroProto, wantDesc: "Unknown field number 536870911"},
@@ -132,8 +132,12 @@ func TestReadProto(t *testing.T) {
 			if err := sanitized(v.Description); err != nil {
 				t.Errorf("description %q: %v", v.Description, err)
 			}
-			if !slices.Equal(values, make([]string, len(values))) {
-				t.Errorf("values after a refusal = %q, want all empty", values)
+			want := make([]string, len(values))
+			if v.ValuesRead && tc.want != nil {
+				want = tc.want
+			}
+			if !slices.Equal(values, want) {
+				t.Errorf("values after a refusal = %q, want %q", values, want)
 			}
 		})
 	}
@@ -169,7 +173,9 @@ func FuzzReadProto(f *testing.F) {
 				acceptedProto(t, msg, fields, values, records)
 			} else {
 				refusedProto(t, msg, fields, v, records)
-				if !slices.Equal(values, make([]string, len(values))) {
+				if v.ValuesRead {
+					keptProto(t, msg, fields, v, values)
+				} else if !slices.Equal(values, make([]string, len(values))) {
 					t.Fatalf("ReadProto(%q) refused but left %q", msg, values)
 				}
 			}
@@ -340,5 +346,25 @@ func BenchmarkReadProto(b *testing.B) {
 				ReadProto(tc.msg, tc.fields, values)
 			}
 		})
+	}
+}
+
+// keptProto checks a refusal that kept the known fields: the message is
+// well formed for a protobuf parser, which reads the same name and sees
+// unknown fields.
+func keptProto(t *testing.T, msg []byte, fields []ProtoField, v *Violation, values []string) {
+	t.Helper()
+	if !strings.Contains(v.Description, "Unknown field number") {
+		t.Fatalf("ReadProto(%q) kept values after %q", msg, v.Description)
+	}
+	var req longrunningpb.CancelOperationRequest
+	if err := proto.Unmarshal(msg, &req); err != nil {
+		t.Fatalf("ReadProto(%q) kept values of a message protobuf cannot read: %v", msg, err)
+	}
+	if len(req.ProtoReflect().GetUnknown()) == 0 {
+		t.Fatalf("ReadProto(%q) reported an unknown field protobuf does not see", msg)
+	}
+	if fields[0].Number == 1 && req.Name != values[0] {
+		t.Fatalf("ReadProto(%q) kept name %q, protobuf reads %q", msg, values[0], req.Name)
 	}
 }

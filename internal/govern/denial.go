@@ -4,7 +4,10 @@ import (
 	"net/http"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/body"
@@ -184,4 +187,63 @@ func deniedUnlisted() *Denial {
 func unimplemented(service string) *Denial {
 	return gatewayDenial(audit.Unimplemented, codes.Unimplemented, "CANCEL_UNIMPLEMENTED",
 		"Operation cancel is not implemented for "+service+".")
+}
+
+// Status is the denial as a google.rpc.Status: the same code, message,
+// ErrorInfo and BadRequest the REST envelope carries, for the gRPC-family
+// doors (grpc-status-details-bin, $rpc's x-protobuf body).
+func (d *Denial) Status() *spb.Status {
+	st := &spb.Status{Code: int32(d.Code), Message: d.Message}
+	if d.Reason != "" {
+		domain := d.Domain
+		if domain == "" {
+			domain = googleerr.DefaultDomain
+		}
+		if a, err := anypb.New(&errdetails.ErrorInfo{Reason: d.Reason, Domain: domain, Metadata: d.Metadata}); err == nil {
+			st.Details = append(st.Details, a)
+		}
+	}
+	if len(d.FieldViolations) > 0 {
+		br := &errdetails.BadRequest{}
+		for _, v := range d.FieldViolations {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+				Field: v.Field, Description: v.Description, Reason: v.Reason,
+			})
+		}
+		if a, err := anypb.New(br); err == nil {
+			st.Details = append(st.Details, a)
+		}
+	}
+	return st
+}
+
+// CodeForHTTP is the google.rpc.Code of an HTTP status, as code.proto's
+// "HTTP Mapping" reads backwards (gax-go's choice where several codes
+// share a status).
+func CodeForHTTP(status int) codes.Code {
+	switch {
+	case status >= 200 && status < 300:
+		return codes.OK
+	case status == http.StatusBadRequest:
+		return codes.InvalidArgument
+	case status == http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case status == http.StatusForbidden:
+		return codes.PermissionDenied
+	case status == http.StatusNotFound:
+		return codes.NotFound
+	case status == http.StatusConflict:
+		return codes.Aborted
+	case status == http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case status == 499:
+		return codes.Canceled
+	case status == http.StatusNotImplemented:
+		return codes.Unimplemented
+	case status == http.StatusServiceUnavailable:
+		return codes.Unavailable
+	case status == http.StatusGatewayTimeout:
+		return codes.DeadlineExceeded
+	}
+	return codes.Unknown
 }

@@ -3,6 +3,7 @@ package pathtemplate
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -153,6 +154,36 @@ func TestCleanRevealsHiddenCancel(t *testing.T) {
 		}
 		if _, _, ok := s.Match(Clean(path)); !ok {
 			t.Errorf("Match(Clean(%q)) = Match(%q) did not match", path, Clean(path))
+		}
+	}
+}
+
+func TestEscapeIsUndoneByUnescape(t *testing.T) {
+	for _, name := range []string{
+		"operations/x", "operations/a b", "operations/100%", "operations/a%2Fb", "operations/é/ü",
+		"operations/x:cancel", "operations/?#[]", "projects/p/locations/l/operations/o",
+	} {
+		esc := Escape(name)
+		if strings.ContainsAny(esc, " ?#[]") {
+			t.Errorf("Escape(%q) = %q keeps a byte a path cannot hold", name, esc)
+		}
+		if got, err := Unescape(esc, true); err != nil || got != name {
+			t.Errorf("Unescape(Escape(%q)) = %q, %v", name, got, err)
+		}
+	}
+}
+
+func TestEscapesUnreserved(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/v1/%6Fperations/x:cancel": true,
+		"/v1/operations/x%3Acancel": true,
+		"/v1/operations/a%2Fb":      false,
+		"/v1/operations/x%":         false,
+		"/v1/operations/x%4":        false,
+		"/v1/operations/x":          false,
+	} {
+		if got := EscapesUnreserved(path); got != want {
+			t.Errorf("EscapesUnreserved(%q) = %v, want %v", path, got, want)
 		}
 	}
 }

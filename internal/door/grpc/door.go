@@ -1,0 +1,255 @@
+package grpcdoor
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"google.golang.org/grpc/codes"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+	"github.com/lro-cancel/lro_cancel/internal/body"
+	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/googleerr"
+	"github.com/lro-cancel/lro_cancel/internal/govern"
+)
+
+// Call is a request to a cancel RPC's path, as Recognize saw it.
+type Call struct {
+	RPC *catalog.RPC
+	// Exact is false for a path that names the RPC only loosely.
+	Exact bool
+	// Wire is how the message is framed; Readable is false for a content
+	// type this door does not read (application/grpc+json, none, ...).
+	Wire     Wire
+	Readable bool
+	// web is set for a gRPC-Web content type: its refusals are gRPC-Web.
+	web bool
+}
+
+// Recognize reports whether r calls one of the cancel RPCs, by its path
+// alone (its content type only says how to read and answer it). It does
+// not allocate.
+func Recognize(r *http.Request) (Call, bool) {
+	rpc, exact, found := catalog.LookupRPC(r.URL.Path)
+	if !found {
+		return Call{}, false
+	}
+	c := Call{RPC: rpc, Exact: exact && r.URL.RawPath == ""}
+	c.Wire, c.Readable, c.web = wireOf(r.Header.Get("Content-Type"))
+	return c, true
+}
+
+// wireOf reads a gRPC content type: application/grpc, -web and -web-text,
+// bare or +proto, with parameters ignored.
+func wireOf(contentType string) (w Wire, readable, web bool) {
+	base, _, _ := strings.Cut(contentType, ";")
+	base = strings.TrimSpace(base)
+	switch {
+	case strings.EqualFold(base, "application/grpc"), strings.EqualFold(base, "application/grpc+proto"):
+		return WireGRPC, true, false
+	case strings.EqualFold(base, "application/grpc-web"), strings.EqualFold(base, "application/grpc-web+proto"):
+		return WireWeb, true, true
+	case strings.EqualFold(base, "application/grpc-web-text"), strings.EqualFold(base, "application/grpc-web-text+proto"):
+		return WireWebText, true, true
+	}
+	lower := strings.ToLower(base)
+	switch {
+	case strings.HasPrefix(lower, "application/grpc-web-text"):
+		return WireWebText, false, true
+	case strings.HasPrefix(lower, "application/grpc-web"):
+		return WireWeb, false, true
+	}
+	return WireGRPC, false, false
+}
+
+// Read prepares a gRPC or gRPC-Web cancel for the core. The credential is
+// the authorization metadata only. The one request message is read
+// (bounded, gzip decoded within the bound) and put back as the client
+// sent it, so the upstream receives the client's bytes unchanged; its
+// fields name the operation, and the operation the method. A call the
+// door cannot read for certain is refused before its credentials are
+// looked at: what it cancels, and so which scopes it needs, is not known.
+func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) govern.Cancel {
+	host := catalog.NormalizeHost(r.Host)
+	x := govern.Cancel{Protocol: govern.ProtocolGRPC, Service: host, Host: host}
+	if c.web {
+		x.Protocol = govern.ProtocolGRPCWeb
+	}
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		// No gRPC client sends a query; a credential in it is scrubbed
+		// before anything logs the URL, and the call is refused.
+		credential.Scrub(r)
+		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED", "A gRPC call carries no query parameters.")
+		return x
+	}
+	x.Credential, x.CredentialErr = credential.Extract(r)
+	switch {
+	case !c.Exact:
+		x.Refusal = govern.AmbiguousPath()
+	case r.Method != http.MethodPost:
+		x.Refusal = govern.InvalidRequest("GRPC_METHOD_NOT_POST", "A gRPC call is an HTTP POST.")
+	case !c.Readable:
+		x.Refusal = govern.InvalidRequest("UNSUPPORTED_CONTENT_TYPE",
+			"The gateway reads gRPC calls as application/grpc, application/grpc-web or application/grpc-web-text only.")
+	case HasMethodOverride(r.Header):
+		x.Refusal = govern.MethodOverride()
+	case hasContentEncoding(r.Header):
+		// gRPC compresses per message (grpc-encoding); a whole-body
+		// encoding, which gRPC-Web allows, would hide the message.
+		x.Refusal = govern.InvalidBody(&body.Violation{
+			Description: "Content-Encoding is not supported; compress gRPC messages with grpc-encoding gzip.",
+		})
+	}
+	if x.Refusal != nil {
+		return x
+	}
+	raw, msg, v := ReadMessage(r.Body, c.Wire, strings.Join(r.Header.Values("Grpc-Encoding"), ", "), body.MaxBytes)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if v != nil {
+		x.Refusal = govern.InvalidBody(v)
+		return x
+	}
+	values := make([]string, len(c.RPC.Fields))
+	return ResolveMessage(x, body.ReadProto(msg, c.RPC.Fields, values), values, c.RPC, cat, services, r.Host)
+}
+
+// ResolveMessage finds the method the request message's field values name
+// (parallel to rpc.Fields; v is what reading them found wrong) and fills
+// in the cancel's kind, method, service and operation. A message whose
+// fields could be read but that holds unknown ones is judged at the body
+// step, like a REST body, with its method known; any other problem means
+// the gateway cannot tell what the call cancels, and refuses it before
+// its credentials. An ambiguous name is refused as an ambiguous path.
+func ResolveMessage(x govern.Cancel, v *body.Violation, values []string, rpc *catalog.RPC, cat *catalog.Catalog, services []string, host string) govern.Cancel {
+	if v != nil && !v.ValuesRead {
+		x.Refusal = govern.InvalidBody(v)
+		return x
+	}
+	res, problem := cat.RecognizeRPC(services, host, rpc, values)
+	if problem != "" {
+		x.Refusal = govern.InvalidBody(&body.Violation{Description: problem})
+		return x
+	}
+	x.Kind, x.Method, x.Service, x.Operation = res.Kind, res.Method, res.Service, res.Operation
+	x.Body = v
+	if res.Kind == catalog.Ambiguous {
+		x.Refusal = govern.AmbiguousPath()
+	}
+	return x
+}
+
+func hasContentEncoding(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, "identity") {
+			return true
+		}
+	}
+	return false
+}
+
+// HasMethodOverride reports whether the request carries any of the
+// method-override headers Google's front end honours.
+func HasMethodOverride(h http.Header) bool {
+	return h.Get("X-HTTP-Method-Override") != "" || h.Get("X-HTTP-Method") != "" || h.Get("X-Method-Override") != ""
+}
+
+// Door answers in the call's own wire format.
+type Door struct {
+	wire Wire
+	// envelope: the caller did not speak gRPC at all, so a refusal is
+	// Google's JSON envelope, never an HTTP 200 it would take for success.
+	envelope bool
+}
+
+var (
+	grpcDoor     = Door{wire: WireGRPC}
+	webDoor      = Door{wire: WireWeb}
+	webTextDoor  = Door{wire: WireWebText}
+	envelopeDoor = Door{envelope: true}
+)
+
+// Door returns the door that answers this call.
+func (c Call) Door() *Door {
+	switch {
+	case !c.Readable && !c.web:
+		return &envelopeDoor
+	case c.Wire == WireWebText:
+		return &webTextDoor
+	case c.Wire == WireWeb:
+		return &webDoor
+	}
+	return &grpcDoor
+}
+
+// Refuse writes d as a trailers-only gRPC response or a gRPC-Web trailer
+// frame; the client gets HTTP 200 and the code in grpc-status.
+func (d *Door) Refuse(w http.ResponseWriter, den *govern.Denial, rec *audit.Record) {
+	rec.GRPCStatus, rec.HasGRPCStatus = int(den.Code), true
+	if d.envelope {
+		if den.WWWAuthenticate != "" {
+			w.Header().Set("WWW-Authenticate", den.WWWAuthenticate)
+		}
+		googleerr.Write(w, den.Envelope())
+		rec.Status = den.HTTPStatus()
+		return
+	}
+	if den.WWWAuthenticate != "" {
+		w.Header().Set("WWW-Authenticate", den.WWWAuthenticate)
+	}
+	switch d.wire {
+	case WireGRPC:
+		WriteTrailersOnly(w, den.Status())
+	default:
+		WriteWeb(w, den.Status(), d.wire == WireWebText)
+	}
+	rec.Status = http.StatusOK
+}
+
+// Forward runs the next handler and records the gRPC status the client
+// got: the upstream's grpc-status, or what a gRPC client makes of an
+// answer without one.
+func (d *Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error {
+	var err error
+	code, ok := 0, false
+	if d.wire == WireGRPC {
+		err = govern.Forward(w, r, next, rec)
+		code, ok = StatusFromHeader(w.Header())
+	} else {
+		sr := NewWebStatusRecorder(w, d.wire == WireWebText)
+		err = govern.Forward(sr, r, next, rec)
+		code, ok = sr.Status()
+	}
+	if !ok {
+		code = int(codeFromHTTP(rec.Status))
+	}
+	rec.GRPCStatus, rec.HasGRPCStatus = code, true
+	return err
+}
+
+// codeFromHTTP is the code a gRPC client reports for an HTTP answer
+// without grpc-status (gRPC's http-grpc-status-mapping.md); a 200 without
+// one is a broken stream, INTERNAL.
+func codeFromHTTP(status int) codes.Code {
+	switch status {
+	case http.StatusBadRequest, http.StatusOK:
+		return codes.Internal
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusNotFound:
+		return codes.Unimplemented
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return codes.Unavailable
+	}
+	return codes.Unknown
+}
+
+// Interface guards
+var (
+	_ govern.Door = (*Door)(nil)
+)

@@ -1,0 +1,180 @@
+// Package rpc is the $rpc front door: Google's fallback that carries a
+// gRPC method over plain HTTP, POST /$rpc/<gRPC method path>, with the
+// request message as application/x-protobuf or application/json. Refusals
+// are the HTTP status of the code with a serialized google.rpc.Status or
+// Google's JSON error envelope.
+package rpc
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+	"github.com/lro-cancel/lro_cancel/internal/body"
+	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/door/grpc"
+	"github.com/lro-cancel/lro_cancel/internal/googleerr"
+	"github.com/lro-cancel/lro_cancel/internal/govern"
+)
+
+// Call is a request to a $rpc cancel path, as Recognize saw it.
+type Call struct {
+	RPC   *catalog.RPC
+	Exact bool
+	// Proto: application/x-protobuf; JSON: application/json; neither: a
+	// body the door does not read.
+	Proto, JSON bool
+}
+
+// Recognize reports whether r calls a cancel RPC through $rpc, by its path
+// alone. It does not allocate.
+func Recognize(r *http.Request) (Call, bool) {
+	rpc, exact, found := catalog.LookupFallback(r.URL.Path)
+	if !found {
+		return Call{}, false
+	}
+	c := Call{RPC: rpc, Exact: exact && r.URL.RawPath == ""}
+	base, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	base = strings.TrimSpace(base)
+	c.Proto = strings.EqualFold(base, "application/x-protobuf")
+	c.JSON = strings.EqualFold(base, "application/json")
+	return c, true
+}
+
+// systemParams are the query parameters a $rpc call may carry: Google's
+// system parameters that change neither the request nor the caller. Any
+// other (a credential, $httpHeaders, $ct, a field) is refused: the gateway
+// reads the credential from the Authorization header only.
+var systemParams = []string{"alt", "$alt", "prettyPrint", "$prettyPrint", "$.xgafv"}
+
+// Read prepares a $rpc cancel for the core, like the gRPC door: the
+// credential from the Authorization header only, the bounded message put
+// back unchanged for the upstream, a call the door cannot read for certain
+// refused before its credentials are looked at.
+func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) govern.Cancel {
+	host := catalog.NormalizeHost(r.Host)
+	x := govern.Cancel{Protocol: govern.ProtocolRPC, Service: host, Host: host}
+	if !onlySystemParams(r.URL.RawQuery) {
+		credential.Scrub(r)
+		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED",
+			"A $rpc cancel carries its credential in the Authorization header and no query parameters but alt and $.xgafv.")
+		return x
+	}
+	x.Credential, x.CredentialErr = credential.Extract(r)
+	switch {
+	case !c.Exact:
+		x.Refusal = govern.AmbiguousPath()
+	case r.Method != http.MethodPost:
+		x.Refusal = govern.InvalidRequest("RPC_METHOD_NOT_POST", "A $rpc call is an HTTP POST.")
+	case !c.Proto && !c.JSON:
+		x.Refusal = govern.InvalidRequest("UNSUPPORTED_CONTENT_TYPE",
+			"The gateway reads $rpc calls as application/x-protobuf or application/json only.")
+	case grpcdoor.HasMethodOverride(r.Header):
+		x.Refusal = govern.MethodOverride()
+	}
+	if x.Refusal != nil {
+		return x
+	}
+	data, tooLarge, err := body.Read(r.Body)
+	if len(data) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(data))
+	}
+	var v *body.Violation
+	switch ce := strings.TrimSpace(strings.Join(r.Header.Values("Content-Encoding"), ", ")); {
+	case err != nil:
+		v = &body.Violation{Description: "The request body could not be read."}
+	case tooLarge:
+		v = body.TooLarge()
+	case ce != "" && !strings.EqualFold(ce, "identity"):
+		v = &body.Violation{Description: "Content-Encoding is not supported; send the request body unencoded."}
+	}
+	if v != nil {
+		x.Refusal = govern.InvalidBody(v)
+		return x
+	}
+	values := make([]string, len(c.RPC.Fields))
+	if c.Proto {
+		v = body.ReadProto(data, c.RPC.Fields, values)
+	} else {
+		v = body.ReadJSON(data, c.RPC.JSONNames, values)
+	}
+	return grpcdoor.ResolveMessage(x, v, values, c.RPC, cat, services, r.Host)
+}
+
+func onlySystemParams(query string) bool {
+	for query != "" {
+		var pair string
+		pair, query, _ = strings.Cut(query, "&")
+		name, _, _ := strings.Cut(pair, "=")
+		if name == "" && pair == "" {
+			continue
+		}
+		ok := false
+		for _, p := range systemParams {
+			ok = ok || name == p
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Door answers $rpc calls: the code's HTTP status, with a serialized
+// google.rpc.Status for x-protobuf callers and Google's JSON envelope for
+// the others.
+type Door struct{ proto bool }
+
+var (
+	protoDoor = Door{proto: true}
+	jsonDoor  = Door{}
+)
+
+// Door returns the door that answers this call.
+func (c Call) Door() *Door {
+	if c.Proto {
+		return &protoDoor
+	}
+	return &jsonDoor
+}
+
+// Refuse writes den in the caller's encoding.
+func (d *Door) Refuse(w http.ResponseWriter, den *govern.Denial, rec *audit.Record) {
+	rec.Status = den.HTTPStatus()
+	rec.GRPCStatus, rec.HasGRPCStatus = int(den.Code), true
+	if den.WWWAuthenticate != "" {
+		w.Header().Set("WWW-Authenticate", den.WWWAuthenticate)
+	}
+	if !d.proto {
+		googleerr.Write(w, den.Envelope())
+		return
+	}
+	b, err := proto.Marshal(den.Status())
+	if err != nil {
+		googleerr.Write(w, den.Envelope())
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(rec.Status)
+	_, _ = w.Write(b)
+}
+
+// Forward runs the next handler and records its status, and the code a
+// $rpc client reads from it.
+func (d *Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error {
+	err := govern.Forward(w, r, next, rec)
+	rec.GRPCStatus, rec.HasGRPCStatus = int(govern.CodeForHTTP(rec.Status)), true
+	return err
+}
+
+// Interface guards
+var (
+	_ govern.Door = (*Door)(nil)
+)
