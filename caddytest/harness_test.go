@@ -151,6 +151,13 @@ func newFakeTokenInfo(t testing.TB, grants map[string]tokenGrant) *fakeTokenInfo
 
 func (f *fakeTokenInfo) url() string { return f.srv.URL + "/tokeninfo" }
 
+// grant makes the fake tokeninfo know one more token.
+func (f *fakeTokenInfo) grant(token string, g tokenGrant) {
+	f.mu.Lock()
+	f.grants[token] = g
+	f.mu.Unlock()
+}
+
 // Scopes used across the tests.
 const (
 	scopeVault    = "https://www.googleapis.com/auth/ediscovery"

@@ -2,7 +2,9 @@ package body
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -13,14 +15,16 @@ import (
 // It accepts what Check accepts (whitespace or null for the empty message,
 // else one object whose keys are among fields, each at most once, holding
 // strings or null), at most MaxBytes; on a Violation every value is "", so
-// nothing half-read is ever audited or matched.
+// nothing half-read is ever audited or matched. As with ReadProto, unknown
+// keys holding a scalar (string, number, true, false, null) in an otherwise
+// valid body are refused with ValuesRead set and the known fields read.
 func ReadJSON(data []byte, fields []string, values []string) *Violation {
 	startValues(values, len(fields))
 	if len(data) > MaxBytes {
 		return TooLarge()
 	}
 	v := walk(data, fields, nil, values)
-	if v != nil {
+	if v != nil && !v.ValuesRead {
 		clear(values)
 	}
 	return v
@@ -58,12 +62,12 @@ func walk(data []byte, fields []string, vars map[string]string, values []string)
 	default:
 		return s.unexpected()
 	}
-	if v != nil {
+	if v != nil && !v.ValuesRead {
 		return v
 	}
 	s.skipSpace()
 	if s.eof() {
-		return nil
+		return v
 	}
 	if startsValue(data[s.pos]) {
 		return invalid(fmt.Sprintf("Unexpected second JSON value at byte %d.", s.pos))
@@ -97,7 +101,8 @@ func (s *scanner) object(fields []string, vars map[string]string, values []strin
 	if len(fields) > len(small) {
 		seen = make([]bool, len(fields))
 	}
-	var scratch [256]byte // room to decode an escaped string without allocating
+	var scratch [256]byte  // room to decode an escaped string without allocating
+	var unknown *Violation // ReadJSON: the first unknown key, reported at the end
 
 	s.pos++ // '{'
 	s.skipSpace()
@@ -116,7 +121,18 @@ func (s *scanner) object(fields []string, vars map[string]string, values []strin
 		i := indexOf(fields, key)
 		if i < 0 {
 			name := excerpt(key)
-			return &Violation{Field: name, Description: fmt.Sprintf("Invalid JSON payload received. Unknown name %q: Cannot find field.", name)}
+			v := &Violation{Field: name, Description: fmt.Sprintf("Invalid JSON payload received. Unknown name %q: Cannot find field.", name)}
+			if values == nil || !s.skipScalar(scratch[:0]) {
+				return v
+			}
+			if unknown == nil {
+				v.ValuesRead = true
+				unknown = v
+			}
+			if done, v := s.next(); done || v != nil {
+				return cmpViolation(v, unknown)
+			}
+			continue
 		}
 		field := fields[i]
 		if seen[i] {
@@ -155,21 +171,70 @@ func (s *scanner) object(fields []string, vars map[string]string, values []strin
 			return s.unexpected()
 		}
 
-		s.skipSpace()
-		if s.eof() {
-			return s.unexpected()
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-			s.skipSpace()
-		case '}':
-			s.pos++
-			return nil
-		default:
-			return s.unexpected()
+		if done, v := s.next(); done || v != nil {
+			return cmpViolation(v, unknown)
 		}
 	}
+}
+
+// next reads what follows a member: ',' (more to come) or '}' (done).
+func (s *scanner) next() (done bool, v *Violation) {
+	s.skipSpace()
+	if s.eof() {
+		return false, s.unexpected()
+	}
+	switch s.data[s.pos] {
+	case ',':
+		s.pos++
+		s.skipSpace()
+		return false, nil
+	case '}':
+		s.pos++
+		return true, nil
+	}
+	return false, s.unexpected()
+}
+
+// cmpViolation is the object's verdict: a syntax error wins over an
+// unknown key read past.
+func cmpViolation(hard, unknown *Violation) *Violation {
+	if hard != nil {
+		return hard
+	}
+	return unknown
+}
+
+// skipScalar reads ':' and a scalar value of an unknown key; false when
+// the value is not a well-formed scalar (an object or an array, which the
+// single-level scanner does not walk, or a syntax error).
+func (s *scanner) skipScalar(scratch []byte) bool {
+	s.skipSpace()
+	if s.eof() || s.data[s.pos] != ':' {
+		return false
+	}
+	s.pos++
+	s.skipSpace()
+	if s.eof() {
+		return false
+	}
+	switch c := s.data[s.pos]; {
+	case c == '"':
+		_, v := s.str(scratch)
+		return v == nil
+	case c == 't':
+		return s.literal("true") == nil
+	case c == 'f':
+		return s.literal("false") == nil
+	case c == 'n':
+		return s.literal("null") == nil
+	case c == '-' || '0' <= c && c <= '9':
+		start := s.pos
+		for !s.eof() && strings.IndexByte("+-.0123456789eE", s.data[s.pos]) >= 0 {
+			s.pos++
+		}
+		return json.Valid(s.data[start:s.pos])
+	}
+	return false
 }
 
 // str decodes the string starting at s.pos. Without escapes the result

@@ -87,24 +87,7 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) gove
 		return x
 	}
 	x.Credential, x.CredentialErr = credential.Extract(r)
-	switch {
-	case !c.Exact:
-		x.Refusal = govern.AmbiguousPath()
-	case r.Method != http.MethodPost:
-		x.Refusal = govern.InvalidRequest("GRPC_METHOD_NOT_POST", "A gRPC call is an HTTP POST.")
-	case !c.Readable:
-		x.Refusal = govern.InvalidRequest("UNSUPPORTED_CONTENT_TYPE",
-			"The gateway reads gRPC calls as application/grpc, application/grpc-web or application/grpc-web-text only.")
-	case HasMethodOverride(r.Header):
-		x.Refusal = govern.MethodOverride()
-	case hasContentEncoding(r.Header):
-		// gRPC compresses per message (grpc-encoding); a whole-body
-		// encoding, which gRPC-Web allows, would hide the message.
-		x.Refusal = govern.InvalidBody(&body.Violation{
-			Description: "Content-Encoding is not supported; compress gRPC messages with grpc-encoding gzip.",
-		})
-	}
-	if x.Refusal != nil {
+	if x.Refusal = Screen(r, c.Exact, c.Readable, "gRPC"); x.Refusal != nil {
 		return x
 	}
 	raw, msg, v := ReadMessage(r.Body, c.Wire, strings.Join(r.Header.Values("Grpc-Encoding"), ", "), body.MaxBytes)
@@ -140,6 +123,32 @@ func ResolveMessage(x govern.Cancel, v *body.Violation, values []string, rpc *ca
 		x.Refusal = govern.AmbiguousPath()
 	}
 	return x
+}
+
+// Screen refuses a gRPC-family call (gRPC, gRPC-Web, $rpc: what names it)
+// that the gateway cannot read for certain, before anything of it is read:
+// a path that names the RPC only loosely, a method other than POST, a
+// content type the door does not read, a method override, a whole-body
+// Content-Encoding (gRPC compresses per message; one over the body would
+// hide the message). nil means the call may be read.
+func Screen(r *http.Request, exact, readable bool, what string) *govern.Denial {
+	switch {
+	case !exact:
+		return govern.AmbiguousPath()
+	case r.Method != http.MethodPost:
+		return govern.InvalidRequest("METHOD_NOT_POST", "A "+what+" call is an HTTP POST.")
+	case !readable:
+		return govern.InvalidRequest("UNSUPPORTED_CONTENT_TYPE", "The gateway cannot read this "+what+
+			" call's content type: gRPC as application/grpc, application/grpc-web or application/grpc-web-text, "+
+			"$rpc as application/x-protobuf or application/json.")
+	case HasMethodOverride(r.Header):
+		return govern.MethodOverride()
+	case hasContentEncoding(r.Header):
+		return govern.InvalidBody(&body.Violation{
+			Description: "Content-Encoding is not supported; send the message unencoded (gRPC: grpc-encoding gzip).",
+		})
+	}
+	return nil
 }
 
 func hasContentEncoding(h http.Header) bool {

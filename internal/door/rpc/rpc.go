@@ -67,18 +67,7 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) gove
 		return x
 	}
 	x.Credential, x.CredentialErr = credential.Extract(r)
-	switch {
-	case !c.Exact:
-		x.Refusal = govern.AmbiguousPath()
-	case r.Method != http.MethodPost:
-		x.Refusal = govern.InvalidRequest("RPC_METHOD_NOT_POST", "A $rpc call is an HTTP POST.")
-	case !c.Proto && !c.JSON:
-		x.Refusal = govern.InvalidRequest("UNSUPPORTED_CONTENT_TYPE",
-			"The gateway reads $rpc calls as application/x-protobuf or application/json only.")
-	case grpcdoor.HasMethodOverride(r.Header):
-		x.Refusal = govern.MethodOverride()
-	}
-	if x.Refusal != nil {
+	if x.Refusal = grpcdoor.Screen(r, c.Exact, c.Proto || c.JSON, "$rpc"); x.Refusal != nil {
 		return x
 	}
 	data, tooLarge, err := body.Read(r.Body)
@@ -86,13 +75,11 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) gove
 		r.Body = io.NopCloser(bytes.NewReader(data))
 	}
 	var v *body.Violation
-	switch ce := strings.TrimSpace(strings.Join(r.Header.Values("Content-Encoding"), ", ")); {
+	switch {
 	case err != nil:
 		v = &body.Violation{Description: "The request body could not be read."}
 	case tooLarge:
 		v = body.TooLarge()
-	case ce != "" && !strings.EqualFold(ce, "identity"):
-		v = &body.Violation{Description: "Content-Encoding is not supported; send the request body unencoded."}
 	}
 	if v != nil {
 		x.Refusal = govern.InvalidBody(v)
