@@ -170,7 +170,7 @@ func AmbiguousPath() *Denial {
 // MethodOverride refuses a cancel that carries an HTTP method override.
 func MethodOverride() *Denial {
 	return gatewayDenial(audit.InvalidRequest, codes.InvalidArgument, "METHOD_OVERRIDE_REFUSED",
-		"X-HTTP-Method-Override is not allowed on an operation cancel.")
+		"A method override (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) is not allowed on an operation cancel.")
 }
 
 // InvalidRequest refuses a request the gateway cannot read for certain in

@@ -13,6 +13,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/body"
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/googleerr"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
@@ -141,7 +142,7 @@ func Screen(r *http.Request, exact, readable bool, what string) *govern.Denial {
 		return govern.InvalidRequest("UNSUPPORTED_CONTENT_TYPE", "The gateway cannot read this "+what+
 			" call's content type: gRPC as application/grpc, application/grpc-web or application/grpc-web-text, "+
 			"$rpc as application/x-protobuf or application/json.")
-	case HasMethodOverride(r.Header):
+	case rest.HasMethodOverride(r.Header):
 		return govern.MethodOverride()
 	case hasContentEncoding(r.Header):
 		return govern.InvalidBody(&body.Violation{
@@ -158,12 +159,6 @@ func hasContentEncoding(h http.Header) bool {
 		}
 	}
 	return false
-}
-
-// HasMethodOverride reports whether the request carries any of the
-// method-override headers Google's front end honours.
-func HasMethodOverride(h http.Header) bool {
-	return h.Get("X-HTTP-Method-Override") != "" || h.Get("X-HTTP-Method") != "" || h.Get("X-Method-Override") != ""
 }
 
 // Door answers in the call's own wire format.

@@ -30,7 +30,43 @@ func Recognize(cat *catalog.Catalog, services []string, r *http.Request) catalog
 	if !strings.Contains(r.URL.Path, "cancel") {
 		return catalog.Result{}
 	}
-	return cat.RecognizeIn(services, r.Host, r.Method, r.URL.EscapedPath())
+	path := r.URL.EscapedPath()
+	res := cat.RecognizeIn(services, r.Host, r.Method, path)
+	if res.Kind != catalog.NotCancel {
+		return res
+	}
+	// Google's front end honours a method override on any method: a GET
+	// that says it is a POST is a cancel too (Read refuses it).
+	if m := OverrideMethod(r.Header); m != "" && m != r.Method {
+		res = cat.RecognizeIn(services, r.Host, m, path)
+	}
+	return res
+}
+
+// overrideHeaders are the method-override headers Google's front end
+// honours.
+var overrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// OverrideMethod returns the upper-cased method a method-override header
+// asks for, "" when there is none.
+func OverrideMethod(h http.Header) string {
+	for _, name := range overrideHeaders {
+		if v := h[name]; len(v) > 0 && strings.TrimSpace(v[0]) != "" {
+			return strings.ToUpper(strings.TrimSpace(v[0]))
+		}
+	}
+	return ""
+}
+
+// HasMethodOverride reports whether the request carries any of the
+// method-override headers, with any value.
+func HasMethodOverride(h http.Header) bool {
+	for _, name := range overrideHeaders {
+		if len(h[name]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Read prepares a recognised REST cancel for the core. Before anything
@@ -53,7 +89,7 @@ func Read(r *http.Request, res *catalog.Result, strict bool) govern.Cancel {
 	case res.Kind == catalog.Ambiguous:
 		x.Refusal = govern.AmbiguousPath()
 		return x
-	case r.Header.Get("X-HTTP-Method-Override") != "":
+	case HasMethodOverride(r.Header):
 		x.Refusal = govern.MethodOverride()
 		return x
 	case x.CredentialErr != nil:
