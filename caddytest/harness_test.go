@@ -217,6 +217,10 @@ const credentialFilter = `format filter {
 				delete oauth_token
 				delete bearer_token
 				delete key
+				delete $access_token
+				delete $oauth_token
+				delete $bearer_token
+				delete $key
 			}
 			request>headers>X-Goog-Api-Key delete
 		}`

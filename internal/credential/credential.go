@@ -58,7 +58,8 @@ type Credential struct {
 	QueryAPIKey string
 }
 
-// The query parameters Google accepts an access token in.
+// The query parameters Google accepts an access token in (each also as
+// "$access_token" and so on).
 var tokenParams = [...]string{"access_token", "oauth_token", "bearer_token"}
 
 // Extract returns the OAuth access token of r, from the Authorization
@@ -154,9 +155,10 @@ func queryCredential(pair string) (name, value string, err error) {
 	switch {
 	case !ok:
 		return "", "", nil
-	case !isCredentialParam(name):
+	case !IsParam(name):
 		return "", "", nil
 	}
+	name = strings.TrimPrefix(name, "$")
 	value, ok = unescape(rawValue)
 	if !ok {
 		return "", "", fmt.Errorf("%w: invalid percent-escape in query parameter %s", ErrMalformed, name)
@@ -174,7 +176,7 @@ func carriesToken(pair string) bool {
 		var part string
 		part, pair, _ = strings.Cut(pair, ";")
 		rawName, _, _ := strings.Cut(part, "=")
-		if name, ok := unescape(rawName); ok && isCredentialParam(name) {
+		if name, ok := unescape(rawName); ok && IsParam(name) {
 			return true
 		}
 	}
@@ -191,9 +193,11 @@ func unescape(s string) (string, bool) {
 	return u, err == nil
 }
 
-// isCredentialParam reports whether a query parameter carries a credential
-// that no URL may keep: an access token or an API key.
-func isCredentialParam(name string) bool {
+// IsParam reports whether a (decoded) query parameter carries a credential
+// that no URL may keep: an access token or an API key, also in the
+// "$"-prefixed form Google's front end reads system parameters in.
+func IsParam(name string) bool {
+	name = strings.TrimPrefix(name, "$")
 	return name == "key" || isTokenParam(name)
 }
 

@@ -36,6 +36,8 @@ func TestExtract(t *testing.T) {
 		{name: "several spaces after the scheme", target: cancelPath, headers: []string{"Authorization", "Bearer    ya29.tok"}, wantToken: "ya29.tok"},
 		{name: "access_token parameter", target: cancelPath + "?access_token=ya29.tok", wantToken: "ya29.tok", wantSource: SourceQuery},
 		{name: "oauth_token parameter", target: cancelPath + "?alt=json&oauth_token=ya29.tok", wantToken: "ya29.tok", wantSource: SourceQuery},
+		{name: "dollar form of a token parameter", target: cancelPath + "?$alt=json&$access_token=ya29.tok", wantToken: "ya29.tok", wantSource: SourceQuery},
+		{name: "dollar form differs from the plain one", target: cancelPath + "?access_token=ya29.A&%24oauth_token=ya29.B", wantErr: ErrConflict},
 		{name: "bearer_token parameter", target: cancelPath + "?bearer_token=ya29.tok&alt=json", wantToken: "ya29.tok", wantSource: SourceQuery},
 		{name: "percent-encoded parameter name", target: cancelPath + "?access%5Ftoken=ya29.tok", wantToken: "ya29.tok", wantSource: SourceQuery},
 		{name: "percent-encoded value is decoded", target: cancelPath + "?access_token=ya29.a%2Fb%3D", wantToken: "ya29.a/b=", wantSource: SourceQuery},
@@ -120,6 +122,12 @@ func TestMoveToHeader(t *testing.T) {
 			target:       cancelPath + "?oauth_token=ya29.tok&x=1&bearer_token=ya29.tok&access_token=&access%5Ftoken=ya29.tok",
 			wantRawQuery: "x=1",
 			wantURI:      cancelPath + "?x=1",
+		},
+		{
+			name:         "dollar forms of credentials go",
+			target:       cancelPath + "?$alt=json&$access_token=ya29.tok&%24key=AIza",
+			wantRawQuery: "$alt=json",
+			wantURI:      cancelPath + "?$alt=json",
 		},
 		{
 			name:         "pair hiding a credential behind a semicolon goes",
