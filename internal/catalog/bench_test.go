@@ -55,3 +55,45 @@ func BenchmarkRecognizeAllMethods(b *testing.B) {
 		i++
 	}
 }
+
+func BenchmarkRecognizeListedAlias(b *testing.B) {
+	benchmarkRecognize(b, "vault-corp.p.googleapis.com", "POST", "/v1/operations/export-123:cancel", catalog.Listed)
+}
+
+func BenchmarkRecognizeNotCancelUnknownAliasLikeHost(b *testing.B) {
+	benchmarkRecognize(b, "content-example.googleapis.com", "POST", "/v1/projects/p/locations/l/jobs/j:cancel", catalog.NotCancel)
+}
+
+func BenchmarkRecognizeAmbiguousEncodedSlash(b *testing.B) {
+	benchmarkRecognize(b, "vault.googleapis.com", "POST", "/v1/operations%2Fexport-123:cancel", catalog.Ambiguous)
+}
+
+func benchmarkIsBatch(b *testing.B, host, path string, want bool) {
+	c := catalog.Default()
+	if got := c.IsBatch(host, path); got != want {
+		b.Fatalf("IsBatch(%q, %q) = %v, want %v", host, path, got, want)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.IsBatch(host, path)
+	}
+}
+
+func BenchmarkIsBatch(b *testing.B) {
+	benchmarkIsBatch(b, "vault.googleapis.com", "/batch", true)
+}
+
+func BenchmarkIsBatchNotBatch(b *testing.B) {
+	benchmarkIsBatch(b, "us-central1-aiplatform.googleapis.com", "/v1/projects/p/locations/l/batchPredictionJobs/j", false)
+}
+
+func BenchmarkIsBatchAmbiguous(b *testing.B) {
+	benchmarkIsBatch(b, "storage.googleapis.com", "/batch%2Fstorage%2Fv1/", true)
+}
+
+func BenchmarkIsSystemParam(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		catalog.IsSystemParam("$prettyPrint")
+	}
+}

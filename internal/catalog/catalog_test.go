@@ -99,6 +99,27 @@ func TestEveryBuiltinTemplateParsesAndRecognisesItsOwnPathOnEveryHost(t *testing
 	}
 }
 
+func TestEveryBuiltinMethodIsRecognisedOnTheAliasesOfItsHosts(t *testing.T) {
+	c := catalog.Default()
+	for _, m := range catalog.Builtin() {
+		path := synthesize(m.Template)
+		for _, h := range m.Hosts {
+			api, ok := strings.CutSuffix(h, ".googleapis.com")
+			if !ok {
+				t.Errorf("%s (%s): host %q is not a googleapis.com name", m.ID, m.API, h)
+				continue
+			}
+			for _, alias := range []string{"content-" + api + ".googleapis.com", api + ".clients6.google.com", api + "-psc1.p.googleapis.com"} {
+				r := c.Recognize(alias, m.HTTPMethod, path)
+				if r.Kind != catalog.Listed || r.Method.Template != m.Template || r.Service != m.Service {
+					t.Errorf("Recognize(%q, %s, %q) = %v %+v, want Listed %s %s on %s",
+						alias, m.HTTPMethod, path, r.Kind, r.Method, m.ID, m.Template, m.Service)
+				}
+			}
+		}
+	}
+}
+
 func TestOutliersAreRepresentedAsDiscoveryDefinesThem(t *testing.T) {
 	tests := []struct {
 		name, id, api string

@@ -116,7 +116,7 @@ func TestRecognizeUnlisted(t *testing.T) {
 	runRecognize(t, catalog.Default(), []recognizeCase{
 		{"unknown API", other, "POST", "/v2/projects/p/operations/o:cancel", catalog.Unlisted, "", other, "projects/p/operations/o", nil},
 		{"known API, version the catalog lacks", vault, "POST", "/v9/operations/x:cancel", catalog.Unlisted, "", vault, "operations/x", nil},
-		{"name is decoded once", other, "POST", "/v1/operations/a%252Fb%2Fc:cancel", catalog.Unlisted, "", other, "operations/a%2Fb%2Fc", nil},
+		{"name is decoded once", other, "POST", "/v1/operations/a%252Fb:cancel", catalog.Unlisted, "", other, "operations/a%2Fb", nil},
 		{"host is normalized", "Example.googleapis.com:443", "POST", "/v1/operations/x:cancel", catalog.Unlisted, "", other, "operations/x", nil},
 		{"IPv6 host loses brackets and port", "[::1]:8443", "POST", "/v1/operations/x:cancel", catalog.Unlisted, "", "::1", "operations/x", nil},
 		{"datalabeling's path with POST", "datalabeling.googleapis.com", "POST", "/v1beta1/projects/p/operations/o:cancel",
@@ -151,6 +151,113 @@ func TestRecognizeAmbiguous(t *testing.T) {
 	})
 }
 
+func TestRecognizeEncodedSlashes(t *testing.T) {
+	const other = "example.googleapis.com"
+	runRecognize(t, catalog.Default(), []recognizeCase{
+		{"an encoded slash that makes a listed cancel is ambiguous", vault, "POST", "/v1/operations%2Fx:cancel",
+			catalog.Ambiguous, "", vault, "", nil},
+		{"the lower-case escape too", vault, "POST", "/v1/operations%2fx:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"an encoded slash hiding the operations segment of a regional method", "us-east1-aiplatform.googleapis.com", "POST",
+			"/v1/projects/p/locations/l%2Foperations/o:cancel", catalog.Ambiguous, "", "us-east1-aiplatform.googleapis.com", "", nil},
+		{"an encoded slash before sqladmin's cancel segment", "sqladmin.googleapis.com", "POST", "/v1/projects/p/operations/o%2Fcancel",
+			catalog.Ambiguous, "", "sqladmin.googleapis.com", "", nil},
+		{"an unlisted cancel with an encoded slash, on an unknown host", other, "POST", "/v1/projects%2Fp/locations/l/operations/o:cancel",
+			catalog.Ambiguous, "", other, "", nil},
+		{"an unknown API's name may not hold an encoded slash", other, "POST", "/v1/operations/a%2Fb:cancel",
+			catalog.Ambiguous, "", other, "", nil},
+		{"an unlisted version of a known API neither", vault, "POST", "/v9/operations/a%2Fb:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"encoded slashes that make dot segments", vault, "POST", "/v1/operations%2F..%2Fx:cancel", catalog.Ambiguous, "", vault, "", nil},
+		{"an encoded slash in an otherwise ambiguous path", vault, "POST", "/v1/operations%2Fx:cancel/", catalog.Ambiguous, "", vault, "", nil},
+		{"an encoded slash in a GET cancel", "datalabeling.googleapis.com", "GET", "/v1beta1/projects%2Fp/operations/o:cancel",
+			catalog.Ambiguous, "", "datalabeling.googleapis.com", "", nil},
+		{"an encoded slash inside a listed name stays legal", vault, "POST", "/v1/operations/a%2Fb:cancel",
+			catalog.Listed, vaultC, vault, "operations/a%2Fb", []catalog.Var{{Name: "name", Value: "operations/a%2Fb"}}},
+		{"an encoded slash ending a listed name stays legal", vault, "POST", "/v1/operations/x%2F:cancel",
+			catalog.Listed, vaultC, vault, "operations/x%2F", nil},
+		{"encoded slashes inside a one-segment variable stay legal", "storage.googleapis.com", "POST", "/storage/v1/b/a%2F%2Fb/operations/o/cancel",
+			catalog.Listed, "storage.buckets.operations.cancel", "storage.googleapis.com", "b/a%2F%2Fb/operations/o", nil},
+		{"a double-encoded slash is decoded once, to no slash", vault, "POST", "/v1/operations%252Fx:cancel", catalog.NotCancel, "", "", "", nil},
+		{"an encoded slash that makes no cancel", other, "POST", "/v1/jobs%2Fj:cancel", catalog.NotCancel, "", "", "", nil},
+		{"an encoded slash after the verb reads as a trailing slash", other, "POST", "/v1/operations/x:cancel%2F",
+			catalog.Ambiguous, "", other, "", nil},
+	})
+}
+
+func TestAliasHostsAreGovernedAsTheAPITheyAlias(t *testing.T) {
+	const aip = "aiplatform.googleapis.com"
+	const aipC = "aiplatform.projects.locations.operations.cancel"
+	const aipPath = "/v1/projects/p/locations/us-central1/operations/o"
+	runRecognize(t, catalog.Default(), []recognizeCase{
+		{"the APIs Explorer's content- host", "content-vault.googleapis.com", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+		{"a web console's clients6 host", "vault.clients6.google.com", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+		{"a Private Service Connect endpoint", "vault-corp1.p.googleapis.com", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+		{"a Private Service Connect endpoint of a regional host splits at the last dash", "us-central1-aiplatform-corp.p.googleapis.com", "POST",
+			aipPath + ":cancel", catalog.Listed, aipC, aip, "projects/p/locations/us-central1/operations/o", nil},
+		{"the APIs Explorer's name of a regional host", "content-us-central1-aiplatform.googleapis.com", "POST",
+			aipPath + ":cancel", catalog.Listed, aipC, aip, "projects/p/locations/us-central1/operations/o", nil},
+		{"an alias in another letter case, with a port and a trailing dot", "Content-Vault.GoogleAPIs.com.:443", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+		{"an upper-case endpoint name", "VAULT-CORP.P.GOOGLEAPIS.COM", "POST", "/v1/operations/x:cancel",
+			catalog.Listed, vaultC, vault, "operations/x", nil},
+		{"an alias has its API's GET cancels", "datalabeling.clients6.google.com", "GET", "/v1beta1/projects/p/operations/o:cancel",
+			catalog.Listed, "datalabeling.projects.operations.cancel", "datalabeling.googleapis.com", "projects/p/operations/o", nil},
+		{"an unlisted cancel on an alias names the API's host", "content-vault.googleapis.com", "POST", "/v9/operations/x:cancel",
+			catalog.Unlisted, "", vault, "operations/x", nil},
+		{"an ambiguous cancel on an alias names the API's host", "vault-corp.p.googleapis.com", "POST", "/v1/operations//x:cancel",
+			catalog.Ambiguous, "", vault, "", nil},
+		{"an alias has its API's HTTP methods only", "vault.clients6.google.com", "GET", "/v1/operations/x:cancel",
+			catalog.NotCancel, "", "", "", nil},
+		{"an endpoint name is letters and digits", "vault-corp_1.p.googleapis.com", "POST", "/v1/operations/x:cancel",
+			catalog.Unlisted, "", "vault-corp_1.p.googleapis.com", "operations/x", nil},
+		{"a Private Service Connect host without an endpoint name", "vault.p.googleapis.com", "POST", "/v1/operations/x:cancel",
+			catalog.Unlisted, "", "vault.p.googleapis.com", "operations/x", nil},
+		{"an empty endpoint name", "vault-.p.googleapis.com", "POST", "/v1/operations/x:cancel",
+			catalog.Unlisted, "", "vault-.p.googleapis.com", "operations/x", nil},
+		{"an alias of an API the catalog does not know is an unknown host", "content-example.googleapis.com", "POST", "/v1/operations/x:cancel",
+			catalog.Unlisted, "", "content-example.googleapis.com", "operations/x", nil},
+		{"an alias of an alias is not followed", "content-vault.clients6.google.com", "POST", "/v1/operations/x:cancel",
+			catalog.Unlisted, "", "content-vault.clients6.google.com", "operations/x", nil},
+		{"clients6 is a google.com name only", "vault.clients6.googleapis.com", "POST", "/v1/operations/x:cancel",
+			catalog.Unlisted, "", "vault.clients6.googleapis.com", "operations/x", nil},
+	})
+}
+
+func TestAliasHostsAreSeenByEveryLookup(t *testing.T) {
+	c := catalog.Default()
+	for _, h := range []string{"content-vault.googleapis.com", "vault.clients6.google.com", "vault-corp.p.googleapis.com"} {
+		t.Run(h, func(t *testing.T) {
+			if got := c.Service(h); got != vault {
+				t.Errorf("Service(%q) = %q, want %q", h, got, vault)
+			}
+			if r := c.RecognizeName(h, "operations/x"); r.Kind != catalog.Listed || r.Method.ID != vaultC || r.Service != vault {
+				t.Errorf("RecognizeName(%q) = %v %+v, want Listed %s on %s", h, r.Kind, r.Method, vaultC, vault)
+			}
+			if r := c.RecognizeName(h, "jobs/x"); r.Kind != catalog.Unlisted || r.Service != vault {
+				t.Errorf("RecognizeName(%q, jobs/x) = %v service %q, want Unlisted on %s", h, r.Kind, r.Service, vault)
+			}
+			if r := c.RecognizeIn([]string{h}, "other.example.com", "POST", "/v1/operations/x:cancel"); r.Kind != catalog.Listed || r.Service != vault {
+				t.Errorf("RecognizeIn pinned to %q = %v service %q, want Listed on %s", h, r.Kind, r.Service, vault)
+			}
+			if !c.IsBatch(h, "/batch") {
+				t.Errorf("IsBatch(%q, /batch) = false, want true", h)
+			}
+		})
+	}
+	for _, tc := range []struct{ host, want string }{
+		{"Vault.GoogleAPIs.com:443", vault},
+		{"us-central1-aiplatform-corp.p.googleapis.com", "us-central1-aiplatform.googleapis.com"},
+		{"example.com.", "example.com"},
+		{"content-example.googleapis.com", "content-example.googleapis.com"},
+	} {
+		if got := c.Service(tc.host); got != tc.want {
+			t.Errorf("Service(%q) = %q, want %q", tc.host, got, tc.want)
+		}
+	}
+}
+
 func TestNonCancelRequestsDoNotAllocate(t *testing.T) {
 	c := catalog.Default()
 	tests := []struct{ name, host, method, path string }{
@@ -161,6 +268,11 @@ func TestNonCancelRequestsDoNotAllocate(t *testing.T) {
 		{"job cancel", "batch.googleapis.com", "POST", "/v1/projects/p/locations/l/jobs/j:cancel"},
 		{"upper-case host", "BATCH.googleapis.com", "POST", "/v1/projects/p/locations/l/jobs/j:cancel"},
 		{"unknown host", "example.com:8080", "POST", "/v1/jobs/j:cancel"},
+		{"alias host", "content-batch.googleapis.com", "POST", "/v1/projects/p/locations/l/jobs/j:cancel"},
+		{"upper-case alias host", "BATCH-corp.P.googleapis.com", "POST", "/v1/projects/p/locations/l/jobs/j:cancel"},
+		{"alias of an unknown API", "content-example.googleapis.com", "POST", "/v1/jobs/j:cancel"},
+		{"upper-case unknown host", "Example.COM", "POST", "/v1/jobs/j:cancel"},
+		{"encoded slash in a path without cancel", vault, "POST", "/v1/matters/m%2Fx/holds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +362,12 @@ func FuzzRecognize(f *testing.F) {
 	f.Add("storage.googleapis.com", "POST", "/storage/v1/b/%2F/operations/%zz/cancel")
 	f.Add("[::1]:80", "POST", `/v1/operations\..%2e/%6F:%63ancel`)
 	f.Add("datalabeling.googleapis.com", "GET", "/v1beta1/projects/p/operations/o:cancel")
+	f.Add(vault, "POST", "/v1/operations%2Fx:cancel")
+	f.Add("content-vault.googleapis.com", "POST", "/v1/operations/a%2Fb:cancel")
+	f.Add("us-central1-aiplatform-corp.p.googleapis.com", "POST", "/v1/projects%2fp/locations/l/operations/o:cancel")
+	f.Add("sqladmin.googleapis.com", "POST", "/v1/projects/p/operations/o%2Fcancel")
 	c := catalog.Default()
+	decodeSlashes := strings.NewReplacer("%2F", "/", "%2f", "/")
 	f.Fuzz(func(t *testing.T, host, method, path string) {
 		r := c.Recognize(host, method, path)
 		if (r.Kind == catalog.Listed) != (r.Method != nil) {
@@ -261,6 +378,17 @@ func FuzzRecognize(f *testing.F) {
 		}
 		if r.Kind == catalog.NotCancel && fmt.Sprint(r) != fmt.Sprint(catalog.Result{}) {
 			t.Errorf("Recognize(%q, %q, %q) = NotCancel with data %+v", host, method, path, r)
+		}
+		// An encoded slash never hides a cancel: what the path reads as
+		// with %2F decoded is recognised, the path is too. And an unlisted
+		// cancel, whose template nobody knows, never holds one.
+		if d := decodeSlashes.Replace(path); d != path {
+			if r.Kind == catalog.Unlisted {
+				t.Errorf("Recognize(%q, %q, %q) = Unlisted with an encoded slash", host, method, path)
+			}
+			if rd := c.Recognize(host, method, d); r.Kind == catalog.NotCancel && rd.Kind != catalog.NotCancel {
+				t.Errorf("Recognize(%q, %q, %q) = NotCancel, but with %%2F decoded (%q) %v", host, method, path, d, rd.Kind)
+			}
 		}
 	})
 }

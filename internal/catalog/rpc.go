@@ -155,7 +155,7 @@ func (c *Catalog) RecognizeRPC(services []string, host string, rpc *RPC, values 
 		if path == "" {
 			r = c.RecognizeName(h, operation)
 		} else if r = c.Recognize(h, http.MethodPost, path); r.Kind == NotCancel || r.Kind == Unlisted {
-			r = Result{Kind: Unlisted, Service: NormalizeHost(h), Operation: operation}
+			r = Result{Kind: Unlisted, Service: c.Service(h), Operation: operation}
 		}
 		if rank(r.Kind) > rank(res.Kind) {
 			res = r

@@ -120,6 +120,14 @@ func TestRecognizeRPCChoosesTheRESTMethodOfTheOperationName(t *testing.T) {
 		{"cloud sql on another host", sql, "sql.example.internal", []string{"o", "p"},
 			catalog.Unlisted, "", "sql.example.internal", "projects/p/operations/o", false},
 		{"cloud sql without a project", sql, "sqladmin.googleapis.com", []string{"o", ""}, 0, "", "", "", true},
+		{"vault through its APIs Explorer alias", lro, "content-vault.googleapis.com", []string{"operations/x"},
+			catalog.Listed, "vault.operations.cancel", "vault.googleapis.com", "operations/x", false},
+		{"gke through a Private Service Connect endpoint", gke, "container-corp.p.googleapis.com", []string{"p", "z", "o", ""},
+			catalog.Listed, "container.projects.zones.operations.cancel", "container.googleapis.com", "projects/p/zones/z/operations/o", false},
+		{"cloud sql through its web console alias", sql, "sqladmin.clients6.google.com", []string{"o", "p"},
+			catalog.Listed, "sql.operations.cancel", "sqladmin.googleapis.com", "projects/p/operations/o", false},
+		{"an operation no template takes on an alias names the API's host", gkeBeta, "container.clients6.google.com", []string{"", "", "", "jobs/j"},
+			catalog.Unlisted, "", "container.googleapis.com", "jobs/j", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, problem := catalog.Default().RecognizeRPC(nil, tc.host, rpcOf(t, tc.rpc), tc.values)

@@ -1,6 +1,9 @@
 // Command gen writes methods_gen.go, the table of every Google API method
 // whose discovery id ends in "operations.cancel", from the discovery
-// documents shipped inside the Go module google.golang.org/api.
+// documents shipped inside the Go module google.golang.org/api. Each
+// method carries its API's batch path and its own query parameters; the
+// table also holds Google's system parameters, the union of the top-level
+// parameters of the documents that define a cancel.
 //
 // Run it from the repository root with
 //
@@ -71,15 +74,15 @@ func generate(version string, log io.Writer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	methods, err := collect(os.DirFS(dir))
+	methods, params, err := collect(os.DirFS(dir))
 	if err != nil {
 		return nil, fmt.Errorf("reading discovery documents in %s: %w", dir, err)
 	}
 	if methods, err = dedupe(methods, log); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(log, "gen: %d methods from %s@%s\n", len(methods), modulePath, version)
-	return render(version, methods)
+	fmt.Fprintf(log, "gen: %d methods and %d system parameters from %s@%s\n", len(methods), len(params), modulePath, version)
+	return render(version, methods, params)
 }
 
 // moduleDir returns the module cache directory of modulePath@version,
@@ -128,6 +131,8 @@ type method struct {
 	Fields      []string
 	Scopes      []string
 	API         string
+	BatchPath   string   // "/" + the document's batchPath; "" when it has none
+	Query       []string // the method's own query parameters, sorted
 }
 
 // The subset of a discovery document (https://developers.google.com/discovery/v1/reference/apis) the table needs.
@@ -137,7 +142,12 @@ type discoveryDoc struct {
 	RootURL     string `json:"rootUrl"`
 	MTLSRootURL string `json:"mtlsRootUrl"`
 	ServicePath string `json:"servicePath"`
-	Endpoints   []struct {
+	BatchPath   string `json:"batchPath"`
+	// Parameters are the system parameters every method of the API takes.
+	Parameters map[string]struct {
+		Location string `json:"location"`
+	} `json:"parameters"`
+	Endpoints []struct {
 		EndpointURL string `json:"endpointUrl"`
 	} `json:"endpoints"`
 	Resources map[string]discoveryResource `json:"resources"`
@@ -166,9 +176,12 @@ type discoveryMethod struct {
 	Scopes []string `json:"scopes"`
 }
 
-// collect reads every *-api.json under fsys and returns its cancel methods.
-func collect(fsys fs.FS) ([]method, error) {
+// collect reads every *-api.json under fsys and returns its cancel methods
+// and the sorted union of the system parameters of the documents that
+// define one.
+func collect(fsys fs.FS) ([]method, []string, error) {
 	var methods []method
+	var params []string
 	err := fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -195,10 +208,52 @@ func collect(fsys fs.FS) ([]method, error) {
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		if len(ms) == 0 {
+			return nil
+		}
+		ps, err := systemParams(&doc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 		methods = append(methods, ms...)
+		params = append(params, ps...)
 		return nil
 	})
-	return methods, err
+	slices.Sort(params)
+	return methods, slices.Compact(params), err
+}
+
+// paramName is what a query parameter name may be for the table to hold
+// it: "$.xgafv" and Google's plain names.
+var paramName = regexp.MustCompile(`^\$?[.A-Za-z0-9_-]+$`)
+
+// systemParams returns the names of the document's top-level parameters.
+// The table holds one set of query parameter names for every API: a
+// system parameter read from anywhere but the query, or a name that
+// cannot be one, cannot be represented, and is refused.
+func systemParams(doc *discoveryDoc) ([]string, error) {
+	var names []string
+	for name, p := range doc.Parameters {
+		if p.Location != "query" || !paramName.MatchString(name) {
+			return nil, fmt.Errorf("system parameter %q (location %q) cannot be represented: the table holds query parameter names", name, p.Location)
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
+
+// batchPath turns the document's batchPath, "batch" or "batch/vault/v1",
+// into a request path. Only literal segments are understood.
+func batchPath(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	for _, seg := range strings.Split(raw, "/") {
+		if !literalSegment.MatchString(seg) {
+			return "", fmt.Errorf("batchPath %q: segment %q is not understood", raw, seg)
+		}
+	}
+	return "/" + raw, nil
 }
 
 // cancelMethods returns the document's methods whose id ends in "operations.cancel".
@@ -241,6 +296,10 @@ func cancelMethods(doc *discoveryDoc) ([]method, error) {
 	}
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
+	batch, err := batchPath(doc.BatchPath)
+	if err != nil {
+		return nil, err
+	}
 
 	methods := make([]method, 0, len(found))
 	for _, dm := range found {
@@ -252,10 +311,22 @@ func cancelMethods(doc *discoveryDoc) ([]method, error) {
 			Body:       "BodyNone",
 			Scopes:     slices.Sorted(slices.Values(dm.Scopes)),
 			API:        doc.Name + "/" + doc.Version,
+			BatchPath:  batch,
 		}
 		if m.HTTPMethod != "POST" && m.HTTPMethod != "GET" {
 			return nil, fmt.Errorf("method %s: unsupported HTTP method %q", dm.ID, dm.HTTPMethod)
 		}
+		for name, p := range dm.Parameters {
+			switch {
+			case p.Location == "query" && paramName.MatchString(name):
+				m.Query = append(m.Query, name)
+			case p.Location != "path":
+				// A parameter read from elsewhere (a header?) would be a
+				// way in the gateway does not know about.
+				return nil, fmt.Errorf("method %s: parameter %q in %q is not understood", dm.ID, name, p.Location)
+			}
+		}
+		slices.Sort(m.Query)
 		if m.Template, err = buildTemplate(doc.ServicePath, dm); err != nil {
 			return nil, fmt.Errorf("method %s: %w", dm.ID, err)
 		}
@@ -422,6 +493,10 @@ func dedupe(methods []method, log io.Writer) ([]method, error) {
 			continue
 		}
 		into := &kept[i]
+		if m.BatchPath != into.BatchPath || !slices.Equal(m.Query, into.Query) {
+			return nil, fmt.Errorf("%s (%s) and %s (%s) share %s %s but not their batch path (%q, %q) or query parameters (%q, %q)",
+				into.ID, into.API, m.ID, m.API, m.HTTPMethod, m.Template, into.BatchPath, m.BatchPath, into.Query, m.Query)
+		}
 		fmt.Fprintf(log, "gen: merged duplicate %s (%s) into %s (%s): %s %s\n",
 			m.ID, m.API, into.ID, into.API, m.HTTPMethod, m.Template)
 		into.Hosts = slices.Compact(slices.Sorted(slices.Values(append(slices.Clip(into.Hosts), m.Hosts...))))
@@ -445,7 +520,7 @@ func dedupe(methods []method, log io.Writer) ([]method, error) {
 
 // render writes the table as gofmt'd Go source. Methods of one document
 // share one host list, written once.
-func render(version string, methods []method) ([]byte, error) {
+func render(version string, methods []method, params []string) ([]byte, error) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "// Code generated by internal/catalog/gen from %s %s; DO NOT EDIT.\n\n", modulePath, version)
 	b.WriteString("package catalog\n\n")
@@ -479,7 +554,21 @@ func render(version string, methods []method) ([]byte, error) {
 		if len(m.Scopes) > 0 {
 			fmt.Fprintf(&b, "Scopes: %s, ", stringSlice(m.Scopes))
 		}
-		fmt.Fprintf(&b, "API: %q},\n", m.API)
+		fmt.Fprintf(&b, "API: %q", m.API)
+		if m.BatchPath != "" {
+			fmt.Fprintf(&b, ", BatchPath: %q", m.BatchPath)
+		}
+		if len(m.Query) > 0 {
+			fmt.Fprintf(&b, ", Query: %s", stringSlice(m.Query))
+		}
+		b.WriteString("},\n")
+	}
+	b.WriteString("}\n\n")
+
+	b.WriteString("// systemParams holds Google's system parameters, the union of the top-level\n" +
+		"// parameters of the discovery documents that define a cancel, sorted.\nvar systemParams = [...]string{\n")
+	for _, p := range params {
+		b.WriteString(strconv.Quote(p) + ",\n")
 	}
 	b.WriteString("}\n")
 

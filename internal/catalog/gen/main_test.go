@@ -112,7 +112,10 @@ func TestBuildTemplate(t *testing.T) {
 const testDoc = `{
   "name": "demo", "version": "v1",
   "rootUrl": "https://demo.googleapis.com/", "mtlsRootUrl": "https://demo.mtls.googleapis.com/",
-  "servicePath": "",
+  "servicePath": "", "batchPath": "batch/demo/v1",
+  "parameters": {
+    "alt": {"location": "query", "enum": ["json"]}, "$.xgafv": {"location": "query"}, "quotaUser": {"location": "query"}
+  },
   "endpoints": [
     {"endpointUrl": "https://us-demo.googleapis.com/", "location": "us"},
     {"endpointUrl": "https://Demo.googleapis.com/", "location": "global"}
@@ -135,13 +138,23 @@ const testDoc = `{
       }},
       "operations": {"methods": {
         "cancel": {"id": "demo.projects.operations.cancel", "httpMethod": "GET", "path": "v1/{+name}:cancel",
-          "parameters": {"name": {"location": "path", "pattern": "^projects/[^/]+/operations/[^/]+$"}}},
+          "parameters": {"name": {"location": "path", "pattern": "^projects/[^/]+/operations/[^/]+$"},
+            "zone": {"location": "query"}, "force": {"location": "query", "type": "boolean"}}},
         "zcancel": {"id": "demo.projects.zones.operations.cancel", "httpMethod": "POST", "path": "v1/z/{zone}/operations/{op}:cancel",
           "parameters": {"zone": {"location": "path"}, "op": {"location": "path"}},
           "request": {"$ref": "CancelWithFields"}}
       }}
     }}
   }
+}`
+
+// otherDoc defines a cancel too, with other system parameters and no
+// batch path.
+const otherDoc = `{
+  "name": "other", "version": "v2", "rootUrl": "https://other.googleapis.com/",
+  "parameters": {"alt": {"location": "query", "enum": ["json", "media"]}, "userIp": {"location": "query"}},
+  "resources": {"operations": {"methods": {"cancel": {"id": "other.operations.cancel", "httpMethod": "POST",
+    "path": "v2/{+name}:cancel", "parameters": {"name": {"location": "path", "pattern": "^operations/.*$"}}}}}}
 }`
 
 func TestCollectReadsEveryCancelMethodOfEveryDocument(t *testing.T) {
@@ -151,15 +164,19 @@ func TestCollectReadsEveryCancelMethodOfEveryDocument(t *testing.T) {
 		"gen/testdata/broken-api.json": {Data: []byte("not json")},
 		"other/v2/other-api.json":      {Data: []byte(`{"name": "other", "rootUrl": "not a url"}`)},
 	}
-	got, err := collect(fsys)
+	got, params, err := collect(fsys)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := []string{"$.xgafv", "alt", "quotaUser"}; !slices.Equal(params, want) {
+		t.Errorf("collect found system parameters %q, want %q", params, want)
 	}
 	hosts := []string{"demo.googleapis.com", "demo.mtls.googleapis.com", "us-demo.googleapis.com"}
 	want := []method{
 		{ID: "demo.operations.cancel", Template: "/v1/{name=operations/**}:cancel", HTTPMethod: "POST", Body: "BodyEmpty",
 			Scopes: []string{"https://www.googleapis.com/auth/a", "https://www.googleapis.com/auth/z"}},
-		{ID: "demo.projects.operations.cancel", Template: "/v1/{name=projects/*/operations/*}:cancel", HTTPMethod: "GET", Body: "BodyNone"},
+		{ID: "demo.projects.operations.cancel", Template: "/v1/{name=projects/*/operations/*}:cancel", HTTPMethod: "GET", Body: "BodyNone",
+			Query: []string{"force", "zone"}},
 		{ID: "demo.projects.zones.operations.cancel", Template: "/v1/z/{zone}/operations/{op}:cancel", HTTPMethod: "POST", Body: "BodyFields",
 			Fields: []string{"name", "zone"}},
 	}
@@ -170,10 +187,31 @@ func TestCollectReadsEveryCancelMethodOfEveryDocument(t *testing.T) {
 	for i, w := range want {
 		g := got[i]
 		if g.ID != w.ID || g.Template != w.Template || g.HTTPMethod != w.HTTPMethod || g.Body != w.Body ||
-			!slices.Equal(g.Fields, w.Fields) || !slices.Equal(g.Scopes, w.Scopes) ||
-			g.Service != "demo.googleapis.com" || !slices.Equal(g.Hosts, hosts) || g.API != "demo/v1" {
-			t.Errorf("method %d = %+v, want %+v on %q", i, g, w, hosts)
+			!slices.Equal(g.Fields, w.Fields) || !slices.Equal(g.Scopes, w.Scopes) || !slices.Equal(g.Query, w.Query) ||
+			g.Service != "demo.googleapis.com" || !slices.Equal(g.Hosts, hosts) || g.API != "demo/v1" ||
+			g.BatchPath != "/batch/demo/v1" {
+			t.Errorf("method %d = %+v, want %+v on %q with batch path /batch/demo/v1", i, g, w, hosts)
 		}
+	}
+}
+
+func TestCollectTakesTheUnionOfTheSystemParametersOfDocumentsWithACancel(t *testing.T) {
+	fsys := fstest.MapFS{
+		"demo/v1/demo-api.json":   {Data: []byte(testDoc)},
+		"other/v2/other-api.json": {Data: []byte(otherDoc)},
+		// No cancel: its parameters are none of the table's business.
+		"plain/v1/plain-api.json": {Data: []byte(`{"name": "plain", "parameters": {"pp": {"location": "query"}}}`)},
+	}
+	got, params, err := collect(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"$.xgafv", "alt", "quotaUser", "userIp"}; !slices.Equal(params, want) {
+		t.Errorf("system parameters = %q, want %q", params, want)
+	}
+	got, _ = dedupe(got, io.Discard)
+	if last := got[len(got)-1]; last.ID != "other.operations.cancel" || last.BatchPath != "" || last.Query != nil {
+		t.Errorf("other's cancel = %+v, want no batch path and no query parameters", last)
 	}
 }
 
@@ -183,18 +221,27 @@ func TestCollectFailsLoudly(t *testing.T) {
 		  "resources": {"operations": {"methods": {"cancel": {"id": "x.operations.cancel", "httpMethod": "POST",
 		  "path": "v1/{+name}:cancel", "parameters": {"name": {"location": "path", "pattern": "` + pattern + `"}}` + ref + `}}}}}`
 	}
-	tests := map[string]string{
-		"unknown pattern":       cancel(`^operations/[0-9]+$`, ""),
-		"undefined request":     cancel(`^operations/.*$`, `, "request": {"$ref": "Missing"}`),
-		"malformed json":        `{"id": "x.operations.cancel", `,
-		"http root url":         strings.Replace(cancel(`^operations/.*$`, ""), "https://", "http://", 1),
-		"unsupported HTTP verb": strings.Replace(cancel(`^operations/.*$`, ""), `"POST"`, `"DELETE"`, 1),
+	plain := cancel(`^operations/.*$`, "")
+	// with adds a top-level field to the document.
+	with := func(field string) string { return strings.Replace(plain, `"name": "x",`, `"name": "x", `+field+`,`, 1) }
+	tests := []struct{ name, doc, mention string }{
+		{"unknown pattern", cancel(`^operations/[0-9]+$`, ""), "not understood"},
+		{"undefined request", cancel(`^operations/.*$`, `, "request": {"$ref": "Missing"}`), `"Missing"`},
+		{"malformed json", `{"id": "x.operations.cancel", `, "parsing"},
+		{"http root url", strings.Replace(plain, "https://", "http://", 1), "https"},
+		{"unsupported HTTP verb", strings.Replace(plain, `"POST"`, `"DELETE"`, 1), `"DELETE"`},
+		{"system parameter outside the query", with(`"parameters": {"key": {"location": "header"}}`), `"key"`},
+		{"system parameter that is no name", with(`"parameters": {"a=b": {"location": "query"}}`), `"a=b"`},
+		{"batch path with a template", with(`"batchPath": "batch/{api}"`), `"batch/{api}"`},
+		{"absolute batch path", with(`"batchPath": "/batch"`), `"/batch"`},
+		{"method parameter of unknown location",
+			strings.Replace(plain, `"pattern": "^operations/.*$"}`, `"pattern": "^operations/.*$"}, "x": {"location": "header"}`, 1), `"x"`},
 	}
-	for name, doc := range tests {
-		t.Run(name, func(t *testing.T) {
-			_, err := collect(fstest.MapFS{"x/v1/x-api.json": {Data: []byte(doc)}})
-			if err == nil || !strings.Contains(err.Error(), "x/v1/x-api.json") {
-				t.Errorf("collect() error = %v, want one naming x/v1/x-api.json", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := collect(fstest.MapFS{"x/v1/x-api.json": {Data: []byte(tt.doc)}})
+			if err == nil || !strings.Contains(err.Error(), "x/v1/x-api.json") || !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("collect() error = %v, want one naming x/v1/x-api.json and %s", err, tt.mention)
 			}
 		})
 	}
@@ -222,12 +269,24 @@ func TestDedupeMergesExactDuplicatesAndRefusesConflicts(t *testing.T) {
 	if _, err := dedupe([]method{a, other}, io.Discard); err == nil || !strings.Contains(err.Error(), "claimed by") {
 		t.Errorf("dedupe of two services on one route: error = %v, want a conflict", err)
 	}
+
+	for name, change := range map[string]func(*method){
+		"batch path":       func(m *method) { m.BatchPath = "/batch/a/v1beta" },
+		"query parameters": func(m *method) { m.Query = []string{"location"} },
+	} {
+		differs := dup
+		change(&differs)
+		if _, err := dedupe([]method{a, differs}, io.Discard); err == nil || !strings.Contains(err.Error(), "batch path") {
+			t.Errorf("dedupe of duplicates with another %s: error = %v, want a refusal", name, err)
+		}
+	}
 }
 
 func TestRenderIsFormattedGeneratedCode(t *testing.T) {
 	ms := []method{{ID: "a.operations.cancel", Service: "a.googleapis.com", Hosts: []string{"a.googleapis.com"},
-		HTTPMethod: "POST", Template: "/v1/{name=operations/**}:cancel", Body: "BodyFields", Fields: []string{"name"}, API: "a/v1"}}
-	src, err := render("v0.1.0", ms)
+		HTTPMethod: "POST", Template: "/v1/{name=operations/**}:cancel", Body: "BodyFields", Fields: []string{"name"}, API: "a/v1",
+		BatchPath: "/batch", Query: []string{"location"}}}
+	src, err := render("v0.1.0", ms, []string{"$.xgafv", "alt"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +297,8 @@ func TestRenderIsFormattedGeneratedCode(t *testing.T) {
 	if formatted, err := format.Source(src); err != nil || !bytes.Equal(formatted, src) {
 		t.Errorf("render output is not gofmt'd (%v):\n%s", err, src)
 	}
-	for _, want := range []string{`from google.golang.org/api v0.1.0;`, `Fields: []string{"name"}`} {
+	for _, want := range []string{`from google.golang.org/api v0.1.0;`, `Fields: []string{"name"}`,
+		`BatchPath: "/batch", Query: []string{"location"}}`, "var systemParams = [...]string{\n\t\"$.xgafv\",\n\t\"alt\",\n}"} {
 		if !strings.Contains(string(src), want) {
 			t.Errorf("render output lacks %s:\n%s", want, src)
 		}
