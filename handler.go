@@ -12,6 +12,7 @@ import (
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/door/batch"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
@@ -290,14 +291,29 @@ func (h *Handler) cached(name string, v credential.Verifier, c CacheConfig) *cre
 // ServeHTTP recognises the request and governs it when it is a cancel.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rc := h.recognizer.recognize(r)
-	if rc.door == notCancel {
+	switch rc.door {
+	case notCancel:
 		return next.ServeHTTP(w, r)
+	case batchDoor:
+		return batch.Serve(h.core, h.recognizer.catalog.Service(r.Host), w, r, next, h.readPart)
 	}
 	x, door := h.recognizer.read(r, &rc, h.Body == bodyStrict)
 	if h.core.Passes(&x) {
 		return next.ServeHTTP(w, r)
 	}
 	return h.core.Serve(w, r, next, &x, door)
+}
+
+// readPart reads a batch's embedded request, as if it had been sent alone,
+// through the same recognition and doors as a request of its own. A batch
+// inside a batch never gets here: the batch reader refuses it.
+func (h *Handler) readPart(r *http.Request) (govern.Cancel, bool) {
+	rc := h.recognizer.recognize(r)
+	if rc.door == notCancel || rc.door == batchDoor {
+		return govern.Cancel{}, false
+	}
+	x, _ := h.recognizer.read(r, &rc, h.Body == bodyStrict)
+	return x, !h.core.Passes(&x)
 }
 
 const (

@@ -89,7 +89,7 @@ func (m Matcher) MatchWithError(r *http.Request) (bool, error) {
 		if rc.door != restDoor {
 			// The operation, and so the method, is in the RPC's message,
 			// which a matcher does not read.
-			res = catalog.Result{Service: catalog.NormalizeHost(r.Host)}
+			res = catalog.Result{Service: m.recognizer.catalog.Service(r.Host)}
 		}
 		setPlaceholders(repl, &res)
 	}

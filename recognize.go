@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/door/batch"
 	"github.com/lro-cancel/lro_cancel/internal/door/grpc"
 	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/door/rpc"
@@ -63,8 +64,9 @@ type doorKind uint8
 const (
 	notCancel doorKind = iota
 	restDoor
-	grpcDoor // gRPC and gRPC-Web
-	rpcDoor  // the $rpc fallback
+	grpcDoor  // gRPC and gRPC-Web
+	rpcDoor   // the $rpc fallback
+	batchDoor // an HTTP batch to a governed host, which may hold cancels
 )
 
 // recognize classifies the request by its method, host, path and headers,
@@ -72,6 +74,9 @@ const (
 // costs no allocation: every cancel path, REST or RPC, spells "cancel".
 func (z *recognizer) recognize(r *http.Request) recognition {
 	if !catalog.ContainsCancel(r.URL.Path) {
+		if r.Method == http.MethodPost && batch.Recognize(z.catalog, z.services, r) {
+			return recognition{door: batchDoor}
+		}
 		return recognition{}
 	}
 	if res := rest.Recognize(z.catalog, z.services, r); res.Kind != catalog.NotCancel {

@@ -192,7 +192,7 @@ func TestQueryCredentialIsMovedIntoTheHeader(t *testing.T) {
 	for _, param := range []string{"access_token", "oauth_token", "bearer_token"} {
 		t.Run(param, func(t *testing.T) {
 			g.upstream.reset()
-			url := apiURL("vault.googleapis.com", vaultCancel+"?alt=json&"+param+"="+tokenVault+"&prettyPrint=false&x=%2F")
+			url := apiURL("vault.googleapis.com", vaultCancel+"?alt=json&"+param+"="+tokenVault+"&prettyPrint=false&fields=a%2Fb")
 			resp, b := g.do(newRequest(t, "POST", url, ""))
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: %s", resp.StatusCode, b)
@@ -201,7 +201,7 @@ func TestQueryCredentialIsMovedIntoTheHeader(t *testing.T) {
 			if len(reqs) != 1 {
 				t.Fatalf("upstream got %d requests", len(reqs))
 			}
-			if reqs[0].RawQuery != "alt=json&prettyPrint=false&x=%2F" {
+			if reqs[0].RawQuery != "alt=json&prettyPrint=false&fields=a%2Fb" {
 				t.Errorf("upstream query = %q", reqs[0].RawQuery)
 			}
 			if reqs[0].Header.Get("Authorization") != "Bearer "+tokenVault {
@@ -419,6 +419,7 @@ func TestRecordWrittenWhenUpstreamFailsOrClientLeaves(t *testing.T) {
 func TestNoCredentialInAnyLog(t *testing.T) {
 	g := startGateway(t, gatewayOptions{directive: "audit {\n stages received completed\n}"})
 	const key, cookie, ambiguousToken = "AIzaSyLeakCheckKey000", "SID=leak-check-cookie", "ya29.ambiguous-path-token"
+	const dollarToken = "ya29.dollar-form-token"
 	requests := []*http.Request{
 		newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", bearer(tokenVault)...),
 		newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel+"?access_token="+tokenCloud), ""),
@@ -428,11 +429,12 @@ func TestNoCredentialInAnyLog(t *testing.T) {
 		newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", "X-Goog-Api-Key", key),
 		newRequest(t, "POST", apiURL("vault.googleapis.com", "/v1/operations/../x:cancel?access_token="+ambiguousToken), ""),
 		newRequest(t, "GET", apiURL("vault.googleapis.com", "/v1/operations/x?access_token="+tokenAndroid+"&key="+key), ""),
+		newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel+"?$access_token="+dollarToken), ""),
 	}
 	for _, r := range requests {
 		g.do(r)
 	}
-	g.waitRecords(2 * 7)
+	g.waitRecords(2 * 8)
 	eventually(t, "the access log has every request", func() bool {
 		return len(readRecordFile(t, filepath.Join(g.dir, "access.log"))) >= len(requests)
 	})
@@ -440,7 +442,7 @@ func TestNoCredentialInAnyLog(t *testing.T) {
 	if !bytes.Contains(logs, []byte(`"uri"`)) {
 		t.Fatal("the access log wrote nothing: the check would prove nothing")
 	}
-	for _, secret := range []string{tokenVault, tokenCloud, tokenEmail, tokenUnknown, tokenAndroid, ambiguousToken, key, "leak-check-cookie"} {
+	for _, secret := range []string{tokenVault, tokenCloud, tokenEmail, tokenUnknown, tokenAndroid, ambiguousToken, dollarToken, key, "leak-check-cookie"} {
 		if bytes.Contains(logs, []byte(secret)) {
 			t.Errorf("a log carries %q", secret)
 		}

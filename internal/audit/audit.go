@@ -36,6 +36,9 @@ const (
 	VerifierUnavailable Decision = "verifier_unavailable"
 	DeniedUnlisted      Decision = "denied_unlisted"
 	JournalUnavailable  Decision = "journal_unavailable"
+	// BatchRefused: the cancel passed, but another part of its batch was
+	// refused, so the batch (this cancel with it) was not forwarded.
+	BatchRefused Decision = "batch_refused"
 )
 
 // Record is one audit record. Zero-valued optional fields are omitted.
@@ -57,7 +60,7 @@ type Record struct {
 	UserAgent      string
 	Duration       time.Duration
 	// Protocol is the front door the cancel came through: http, grpc,
-	// grpc-web, rpc (batch later).
+	// grpc-web, rpc, batch.
 	Protocol string
 	// GRPCStatus is the gRPC code the client got, written only when
 	// HasGRPCStatus is set (the gRPC-family doors): 0 is OK, not absent.

@@ -130,3 +130,12 @@ func excerpt(b []byte) string {
 	}
 	return sb.String()
 }
+
+// UnboundQuery is the violation for a query parameter that no field of the
+// request takes: with `body: "*"` nothing binds to the query, so a `name`
+// there is not the operation the path names, and Google refuses it.
+func UnboundQuery(name string) *Violation {
+	n := excerpt([]byte(name))
+	return &Violation{Field: n, Description: fmt.Sprintf(
+		"Invalid JSON payload received. Unknown name %q: Cannot bind query parameter. Field '%s' could not be found in request message.", n, n)}
+}

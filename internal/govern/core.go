@@ -34,6 +34,7 @@ const (
 	ProtocolGRPC    = "grpc"
 	ProtocolGRPCWeb = "grpc-web"
 	ProtocolRPC     = "rpc"
+	ProtocolBatch   = "batch"
 )
 
 // Cancel is one recognised cancel as a door read it.
@@ -143,26 +144,30 @@ func (c *Core) Serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Hand
 		repl.Map(placeholders(&rec))
 	}
 	defer c.Complete(&rec, start)
-	if err := c.Receive(&rec); err != nil {
-		d.Refuse(w, c.refusal(JournalUnavailable(), &rec), &rec)
+	if den := c.Check(r.Context(), x, &rec); den != nil {
+		d.Refuse(w, den, &rec)
 		return nil
 	}
-	if den := c.Decide(r.Context(), x, &rec); den != nil {
-		d.Refuse(w, c.refusal(den, &rec), &rec)
-		return nil
-	}
-	rec.Decision = audit.Forwarded
 	return d.Forward(w, r, next, &rec)
 }
 
-// refusal records the denial's decision and names the service and method
-// in its ErrorInfo metadata.
-func (c *Core) refusal(d *Denial, rec *audit.Record) *Denial {
-	rec.Decision = d.Decision
-	if d.Metadata == nil {
-		d.Metadata = map[string]string{"service": rec.Service, "method": rec.Method}
+// Check writes the received record and decides: the denial to answer
+// (its decision recorded, its ErrorInfo naming the service and method),
+// or nil with the record's decision forwarded.
+func (c *Core) Check(ctx context.Context, x *Cancel, rec *audit.Record) *Denial {
+	den := JournalUnavailable()
+	if err := c.Receive(rec); err == nil {
+		den = c.Decide(ctx, x, rec)
 	}
-	return d
+	if den == nil {
+		rec.Decision = audit.Forwarded
+		return nil
+	}
+	rec.Decision = den.Decision
+	if den.Metadata == nil {
+		den.Metadata = map[string]string{"service": rec.Service, "method": rec.Method}
+	}
+	return den
 }
 
 // NewRecord starts the audit record of a cancel.

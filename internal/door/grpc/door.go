@@ -75,8 +75,7 @@ func wireOf(contentType string) (w Wire, readable, web bool) {
 // door cannot read for certain is refused before its credentials are
 // looked at: what it cancels, and so which scopes it needs, is not known.
 func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) govern.Cancel {
-	host := catalog.NormalizeHost(r.Host)
-	x := govern.Cancel{Protocol: govern.ProtocolGRPC, Service: host, Host: host}
+	x := govern.Cancel{Protocol: govern.ProtocolGRPC, Service: cat.Service(r.Host), Host: catalog.NormalizeHost(r.Host)}
 	if c.web {
 		x.Protocol = govern.ProtocolGRPCWeb
 	}
@@ -144,21 +143,12 @@ func Screen(r *http.Request, exact, readable bool, what string) *govern.Denial {
 			"$rpc as application/x-protobuf or application/json.")
 	case rest.HasMethodOverride(r.Header):
 		return govern.MethodOverride()
-	case hasContentEncoding(r.Header):
+	case rest.HasContentEncoding(r.Header):
 		return govern.InvalidBody(&body.Violation{
 			Description: "Content-Encoding is not supported; send the message unencoded (gRPC: grpc-encoding gzip).",
 		})
 	}
 	return nil
-}
-
-func hasContentEncoding(h http.Header) bool {
-	for _, v := range h.Values("Content-Encoding") {
-		if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, "identity") {
-			return true
-		}
-	}
-	return false
 }
 
 // Door answers in the call's own wire format.

@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -58,6 +60,17 @@ func OverrideMethod(h http.Header) string {
 	return ""
 }
 
+// HasContentEncoding reports whether the request's body carries an
+// encoding other than identity, on any Content-Encoding line.
+func HasContentEncoding(h http.Header) bool {
+	for _, v := range h.Values("Content-Encoding") {
+		if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, "identity") {
+			return true
+		}
+	}
+	return false
+}
+
 // HasMethodOverride reports whether the request carries any of the
 // method-override headers, with any value.
 func HasMethodOverride(h http.Header) bool {
@@ -96,8 +109,33 @@ func Read(r *http.Request, res *catalog.Result, strict bool) govern.Cancel {
 		// Refused at the credentials step: the body is never read.
 		return x
 	}
-	x.Body = readBody(r, res, strict)
+	if x.Body = queryViolation(r.URL.RawQuery, res.Method); x.Body == nil {
+		x.Body = readBody(r, res, strict)
+	}
 	return x
+}
+
+// queryViolation refuses a query parameter that is neither one of
+// Google's system parameters nor one of the method's own: with `body: "*"`
+// no request field binds to the query. The credential parameters are
+// already gone (Take). A name that does not decode is refused too.
+func queryViolation(query string, m *catalog.Method) *body.Violation {
+	for query != "" {
+		var pair string
+		pair, query, _ = strings.Cut(query, "&")
+		if pair == "" {
+			continue
+		}
+		raw, _, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(raw)
+		if err != nil {
+			return body.UnboundQuery(raw)
+		}
+		if !catalog.IsSystemParam(name) && (m == nil || !slices.Contains(m.Query, name)) {
+			return body.UnboundQuery(name)
+		}
+	}
+	return nil
 }
 
 // readBody reads at most body.MaxBytes of the request body, judges it and

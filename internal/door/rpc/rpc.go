@@ -58,8 +58,7 @@ var systemParams = []string{"alt", "$alt", "prettyPrint", "$prettyPrint", "$.xga
 // back unchanged for the upstream, a call the door cannot read for certain
 // refused before its credentials are looked at.
 func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) govern.Cancel {
-	host := catalog.NormalizeHost(r.Host)
-	x := govern.Cancel{Protocol: govern.ProtocolRPC, Service: host, Host: host}
+	x := govern.Cancel{Protocol: govern.ProtocolRPC, Service: cat.Service(r.Host), Host: catalog.NormalizeHost(r.Host)}
 	if !onlySystemParams(r.URL.RawQuery) {
 		credential.Scrub(r)
 		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED",
