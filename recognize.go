@@ -74,7 +74,9 @@ const (
 // costs no allocation: every cancel path, REST or RPC, spells "cancel".
 func (z *recognizer) recognize(r *http.Request) recognition {
 	if !catalog.ContainsCancel(r.URL.Path) {
-		if r.Method == http.MethodPost && batch.Recognize(z.catalog, z.services, r) {
+		// A GET whose method override says POST is a batch to Google too.
+		if (r.Method == http.MethodPost || rest.OverrideMethod(r.Header) == http.MethodPost) &&
+			batch.Recognize(z.catalog, z.services, r) {
 			return recognition{door: batchDoor}
 		}
 		return recognition{}

@@ -137,7 +137,7 @@ func Screen(r *http.Request, exact, readable bool, what string) *govern.Denial {
 		return govern.AmbiguousPath()
 	case r.Method != http.MethodPost:
 		return govern.InvalidRequest("METHOD_NOT_POST", "A "+what+" call is an HTTP POST.")
-	case !readable:
+	case !readable || len(r.Header.Values("Content-Type")) > 1:
 		return govern.InvalidRequest("UNSUPPORTED_CONTENT_TYPE", "The gateway cannot read this "+what+
 			" call's content type: gRPC as application/grpc, application/grpc-web or application/grpc-web-text, "+
 			"$rpc as application/x-protobuf or application/json.")
