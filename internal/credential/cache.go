@@ -63,7 +63,8 @@ func (l Lookup) String() string {
 // verify (ErrUnavailable) are never cached.
 //
 // The *Info a Cache returns is shared by every request with that token:
-// callers must not modify it.
+// callers must not modify it, nor its Scopes or Claims. A hit hands out
+// the remembered *Info itself; nothing is copied.
 type Cache struct {
 	v           Verifier
 	entries     *lru.Cache[[sha256.Size]byte, entry]

@@ -26,7 +26,9 @@ const (
 // Introspection verifies tokens with an OAuth 2.0 token introspection
 // endpoint (RFC 7662).
 //
-// Answers: 200 with "active": true gives the token's Info, unless its exp
+// Answers: 200 with "active": true gives the token's Info, whose Claims are
+// the answer's top-level fields (active, username, ext... as sent), unless
+// its exp
 // is past or its nbf is still ahead (*InvalidError); "active": false is an
 // *InvalidError. Every other status wraps ErrUnavailable, because an
 // introspection endpoint answers 200 for any token it can judge: a 400
@@ -124,6 +126,7 @@ func (i *Introspection) Verify(ctx context.Context, token string) (*Info, error)
 		ClientID: a.ClientID,
 		Scopes:   strings.Fields(a.Scope),
 		Expiry:   unixTime(a.Exp),
+		Verifier: VerifierIntrospection,
 	}
 	if info.Subject == "" {
 		info.Subject = a.Username
@@ -133,6 +136,10 @@ func (i *Introspection) Verify(ctx context.Context, token string) (*Info, error)
 	}
 	if unixTime(a.Nbf).After(now) {
 		return nil, &InvalidError{Reason: ReasonInvalid, Detail: "introspection says the token is not valid yet"}
+	}
+	// Decoded again, only for a token found valid, keeping every field.
+	if info.Claims, err = decodeClaims(body, token); err != nil {
+		return nil, fmt.Errorf("verify token by introspection: %w: decode answer: %s", ErrUnavailable, redact(err.Error(), token))
 	}
 	return info, nil
 }

@@ -305,6 +305,8 @@ func (s *scopeList) UnmarshalJSON(b []byte) error {
 // Verify checks token's signature against the key set and its claims.
 // The scopes are the scope claim's, else scp's; the client id is azp,
 // else client_id; an email whose email_verified is false is dropped.
+// Claims are the whole verified payload, decoded by go-jose's JSON
+// (duplicate claims refused), numbers as float64.
 func (j *JWT) Verify(ctx context.Context, token string) (*Info, error) {
 	if len(token) > maxJWT {
 		return nil, rejected(fmt.Sprintf("token exceeds %d bytes", maxJWT))
@@ -325,10 +327,14 @@ func (j *JWT) Verify(ctx context.Context, token string) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	var c jwtClaims
+	var (
+		c jwtClaims
+		m map[string]any
+	)
 	for _, k := range keys {
-		// Claims reads the payload only once the signature verifies.
-		if err = tok.Claims(k.pub, &c); !errors.Is(err, jose.ErrCryptoFailure) {
+		// Claims reads the payload only once the signature verifies, into
+		// c and then m; a payload that c refuses never reaches m.
+		if err = tok.Claims(k.pub, &c, &m); !errors.Is(err, jose.ErrCryptoFailure) {
 			break
 		}
 	}
@@ -348,7 +354,12 @@ func (j *JWT) Verify(ctx context.Context, token string) (*Info, error) {
 		ClientID: c.Azp,
 		Scopes:   c.Scope,
 		Expiry:   c.Expiry.Time(),
+		Claims:   m,
+		Verifier: VerifierJWT,
 	}
+	// A JWT's payload cannot hold the token, which holds the payload
+	// encoded and more; dropToken makes that a guarantee all the same.
+	dropToken(info.Claims, token)
 	if len(info.Scopes) == 0 {
 		info.Scopes = c.Scp
 	}

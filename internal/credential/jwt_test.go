@@ -753,6 +753,9 @@ func FuzzJWTVerify(f *testing.F) {
 		if !signed || info.Expiry.IsZero() {
 			t.Fatalf("accepted token %q not signed by a test key or without expiry (info %+v)", token, info)
 		}
+		if info.Verifier != VerifierJWT || info.Claims == nil || strings.Contains(fmt.Sprint(info.Claims), token) {
+			t.Fatalf("accepted token %q gave Verifier %q and Claims %v", token, info.Verifier, info.Claims)
+		}
 	})
 }
 

@@ -16,9 +16,10 @@ const DefaultTokenInfoURL = "https://oauth2.googleapis.com/tokeninfo"
 // token travels in a POST form, never in the URL, so no log on the
 // endpoint's side carries it.
 //
-// Answers: 200 with an unexpired token gives its Info; 200 with a past
-// expiry, or with no expiry at all (a token the gateway cannot bound in
-// time is not trusted), is an *InvalidError. Any other 4xx is an
+// Answers: 200 with an unexpired token gives its Info, whose Claims are the
+// answer's top-level fields as sent (numbers as strings, as Google quotes
+// them); 200 with a past expiry, or with no expiry at all (a token the
+// gateway cannot bound in time is not trusted), is an *InvalidError. Any other 4xx is an
 // *InvalidError too (Google answers 400 invalid_token for bad and expired
 // tokens alike), except 408 and 429, which say nothing of the token. 5xx,
 // other statuses, transport failures, timeouts and unreadable 200 answers
@@ -95,6 +96,7 @@ func (t *TokenInfo) Verify(ctx context.Context, token string) (*Info, error) {
 		ClientID: a.Azp,
 		Scopes:   strings.Fields(a.Scope),
 		Expiry:   unixTime(a.Exp),
+		Verifier: VerifierTokenInfo,
 	}
 	if a.EmailVerified != nil && !*a.EmailVerified {
 		// An unverified address must not stand for the principal.
@@ -111,6 +113,11 @@ func (t *TokenInfo) Verify(ctx context.Context, token string) (*Info, error) {
 	}
 	if err := expired(info, now, "tokeninfo"); err != nil {
 		return nil, err
+	}
+	// Decoded again, only for a token found valid: the typed decode above
+	// reads the quoted numbers and booleans, this one keeps them as sent.
+	if info.Claims, err = decodeClaims(body, token); err != nil {
+		return nil, fmt.Errorf("verify token with tokeninfo: %w: decode answer: %s", ErrUnavailable, redact(err.Error(), token))
 	}
 	return info, nil
 }

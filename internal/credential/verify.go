@@ -20,8 +20,17 @@ const DefaultTimeout = 5 * time.Second
 // maxAnswer is the most of a verifier's answer that is read.
 const maxAnswer = 64 << 10
 
+// The names a verifier gives itself in Info.Verifier, as policy rules see
+// them in request.auth.verifier.
+const (
+	VerifierTokenInfo     = "tokeninfo"
+	VerifierIntrospection = "introspection"
+	VerifierJWT           = "jwt"
+)
+
 // Info is what a verifier learnt about a valid token. Values handed out by
-// a Cache are shared between requests and must be treated as read-only.
+// a Cache are shared between requests and must be treated as read-only:
+// that includes Scopes and Claims, and every map and slice inside Claims.
 type Info struct {
 	// Subject is the stable id of the principal (sub).
 	Subject string
@@ -36,6 +45,20 @@ type Info struct {
 	Scopes []string
 	// Expiry is when the token expires; zero when the verifier did not say.
 	Expiry time.Time
+	// Claims is everything the verifier said of the token, JSON-decoded
+	// (string, float64, bool, []any, map[string]any, nil): the jwt
+	// verifier's verified payload claims, or the top-level fields of a
+	// tokeninfo or introspection answer as the answer gives them (tokeninfo
+	// quotes its numbers and booleans: "exp": "1735693200" stays a string).
+	// It never holds the token: any field whose key or value contains it
+	// is dropped (see dropToken). Its size is bounded by the answer's, 64
+	// KiB (16 KiB for a JWT). Claims is shared with every request a Cache
+	// answers with this Info and must not be modified; copy it to change
+	// it.
+	Claims map[string]any
+	// Verifier names who verified the token: VerifierTokenInfo,
+	// VerifierIntrospection or VerifierJWT.
+	Verifier string
 }
 
 // Principal names who acts with the token, for audit records: the email,
@@ -181,6 +204,61 @@ func decodeObject(body []byte, v any) error {
 		return errors.New("answer is not a JSON object")
 	}
 	return json.Unmarshal(body, v)
+}
+
+// decodeClaims decodes an answer already decoded into its typed struct
+// (so a JSON object) as claims, and drops what holds token.
+func decodeClaims(body []byte, token string) (map[string]any, error) {
+	var claims map[string]any
+	if err := json.Unmarshal(body, &claims); err != nil {
+		return nil, err
+	}
+	dropToken(claims, token)
+	return claims, nil
+}
+
+// dropToken removes from claims, in place, every entry whose key or value
+// holds token, or its query-escaped form, anywhere inside: a verifier
+// should never echo the token, and claims reach policy rules, explanations
+// and perhaps logs. A string holds the token when it contains it; an array
+// holding it anywhere is dropped whole (so no index shifts), while a nested
+// object only loses its own entries that hold it.
+func dropToken(claims map[string]any, token string) {
+	if token == "" {
+		return
+	}
+	escaped := url.QueryEscape(token)
+	if escaped == token {
+		escaped = ""
+	}
+	clean(claims, token, escaped)
+}
+
+// clean drops from v's objects the entries that hold token or escaped (when
+// not empty), and reports whether what remains of v still holds either.
+func clean(v any, token, escaped string) bool {
+	switch v := v.(type) {
+	case string:
+		return holdsToken(v, token, escaped)
+	case map[string]any:
+		for k, e := range v {
+			if holdsToken(k, token, escaped) || clean(e, token, escaped) {
+				delete(v, k)
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if clean(e, token, escaped) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// holdsToken reports whether s contains token or escaped (when not empty).
+func holdsToken(s, token, escaped string) bool {
+	return strings.Contains(s, token) || escaped != "" && strings.Contains(s, escaped)
 }
 
 // redact makes foreign text (a verifier's answer, a panic value) fit for an
