@@ -32,6 +32,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		jwt { jwks_url <url> | jwks_file <path>  issuer <iss>...  audience <aud>...  algorithms <alg>...
 //		      leeway <d>  timeout <d>  refresh_interval <d>  min_refresh_interval <d>  cache_ttl <d> ... }
 //		audit { stages received completed  journal <path> }
+//		policy { allow|deny <name> <cel>  ...  dry_run }
 //	}
 //
 // Every error names the offending line.
@@ -67,6 +68,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.parseJWT(d)
 		case "audit":
 			err = h.parseAudit(d)
+		case "policy":
+			err = h.parsePolicy(d)
 		default:
 			return d.Errf("unrecognized lro_cancel subdirective '%s'", name)
 		}
@@ -235,6 +238,40 @@ func (h *Handler) parseAudit(d *caddyfile.Dispenser) error {
 			err = d.Errf("unrecognized audit subdirective '%s'", d.Val())
 		}
 		return err
+	})
+}
+
+// parsePolicy reads `policy { allow|deny <name> <cel>  dry_run }`. Each
+// rule is compiled as it is read, so that an error names its line.
+func (h *Handler) parsePolicy(d *caddyfile.Dispenser) error {
+	if h.Policy == nil {
+		h.Policy = new(PolicyConfig)
+	}
+	pc := h.Policy
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return eachSubdirective(d, 1, func(name string) error {
+		switch name {
+		case "dry_run":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			pc.DryRun = true
+			return nil
+		case "allow", "deny":
+			var rule PolicyRule
+			rule.Effect = name
+			if !d.AllArgs(&rule.Name, &rule.Expr) {
+				return d.Errf("policy %s needs a name and one CEL expression (quote it with backticks)", name)
+			}
+			pc.Rules = append(pc.Rules, rule)
+			if _, err := compilePolicy(pc); err != nil {
+				return d.Errf("%v", err)
+			}
+			return nil
+		}
+		return d.Errf("unrecognized policy subdirective '%s' (want allow, deny or dry_run)", name)
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/credential"
 	"github.com/lro-cancel/lro_cancel/internal/door/batch"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
+	"github.com/lro-cancel/lro_cancel/internal/policy"
 )
 
 // Handler governs every long-running-operation cancel that reaches it:
@@ -62,6 +63,10 @@ type Handler struct {
 
 	// Audit configures the audit records' stages and durable journal.
 	Audit *AuditConfig `json:"audit,omitempty"`
+
+	// Policy decides which principals may cancel which operations, after
+	// scope and body and before unlisted and unimplemented, on every door.
+	Policy *PolicyConfig `json:"policy,omitempty"`
 
 	recognizer recognizer
 	core       *govern.Core
@@ -160,6 +165,30 @@ type AuditConfig struct {
 	Journal string `json:"journal,omitempty"`
 }
 
+// PolicyConfig is the egress policy: CEL rules over the request and the
+// resource (see the README for the attributes).
+type PolicyConfig struct {
+	// Rules are evaluated deny rules first, in order; then, if any allow
+	// rule exists, one must hold. An error counts against the cancel.
+	Rules []PolicyRule `json:"rules,omitempty"`
+
+	// DryRun refuses nothing: each record says what the policy would have
+	// done.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// PolicyRule is one rule of the policy.
+type PolicyRule struct {
+	// Effect is "allow" or "deny".
+	Effect string `json:"effect,omitempty"`
+
+	// Name names the rule in refusals, records and metrics.
+	Name string `json:"name,omitempty"`
+
+	// Expr is a CEL expression yielding a bool.
+	Expr string `json:"expr,omitempty"`
+}
+
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -173,29 +202,18 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // cleans up when Provision fails.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.Unlisted == "" {
-		h.Unlisted = govern.UnlistedEnforce
-	}
-	if h.Body == "" {
-		h.Body = bodyEmpty
-	}
-	if err := h.recognizer.provision(h.Template, h.Service); err != nil {
-		return fmt.Errorf("lro_cancel: %w", err)
+	if err := h.provisionDecision(); err != nil {
+		return err
 	}
 	var err error
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("lro_cancel: registering metrics: %w", err)
 	}
-	core := &govern.Core{
-		Scopes:        h.Scopes,
-		Unlisted:      h.Unlisted,
-		Unimplemented: normalizeHosts(h.Unimplemented),
-		Stages:        []audit.Stage{audit.StageCompleted},
-		Sink:          audit.Logger{L: h.logger.Named("audit")},
-		Count:         h.metrics.countRequest,
-		Logger:        h.logger,
-		OutageLog:     &rate.Sometimes{First: 1, Interval: 10 * time.Second},
-	}
+	core := h.core
+	core.Sink = audit.Logger{L: h.logger.Named("audit")}
+	core.Count = h.metrics.countRequest
+	core.Logger = h.logger
+	core.OutageLog = &rate.Sometimes{First: 1, Interval: 10 * time.Second}
 	if j := h.JWT; j != nil {
 		v, err := credential.NewJWT(credential.JWTConfig{
 			JWKSURL:            j.JWKSURL,
@@ -234,8 +252,56 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		core.Journal = j
 		h.closers = append(h.closers, func() { _ = j.Close() })
 	}
+	return nil
+}
+
+// provisionDecision builds what deciding on a cancel needs and nothing
+// that acts on the world (no verifier, sink, journal or metrics): the
+// running handler starts from it, and `caddy lro-cancel explain` and
+// `test` use it alone, so that both decide with the same code.
+func (h *Handler) provisionDecision() error {
+	if h.Unlisted == "" {
+		h.Unlisted = govern.UnlistedEnforce
+	}
+	if h.Body == "" {
+		h.Body = bodyEmpty
+	}
+	if err := h.recognizer.provision(h.Template, h.Service); err != nil {
+		return fmt.Errorf("lro_cancel: %w", err)
+	}
+	core := &govern.Core{
+		Scopes:        h.Scopes,
+		Unlisted:      h.Unlisted,
+		Unimplemented: normalizeHosts(h.Unimplemented),
+		Stages:        []audit.Stage{audit.StageCompleted},
+		Logger:        zap.NewNop(),
+	}
+	if h.Policy != nil && len(h.Policy.Rules) > 0 {
+		p, err := compilePolicy(h.Policy)
+		if err != nil {
+			return err
+		}
+		core.Policy, core.DryRun = p, h.Policy.DryRun
+	}
 	h.core = core
 	return nil
+}
+
+// compilePolicy compiles the configured rules; an error names the rule.
+func compilePolicy(pc *PolicyConfig) (*policy.Policy, error) {
+	rules := make([]policy.Rule, len(pc.Rules))
+	for i, r := range pc.Rules {
+		e, err := policy.ParseEffect(r.Effect)
+		if err != nil {
+			return nil, fmt.Errorf("lro_cancel: policy rule %q: %w", r.Name, err)
+		}
+		rules[i] = policy.Rule{Effect: e, Name: r.Name, Expr: r.Expr}
+	}
+	p, err := policy.Compile(rules)
+	if err != nil {
+		return nil, fmt.Errorf("lro_cancel: policy: %w", err)
+	}
+	return p, nil
 }
 
 // logKeyFetch reports a failed JWKS fetch; the last good key set stays.

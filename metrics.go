@@ -3,6 +3,7 @@ package lrocancel
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ import (
 // reuse what is registered.
 type metrics struct {
 	requests        *prometheus.CounterVec
+	policy          *prometheus.CounterVec
 	verifierCalls   *prometheus.CounterVec
 	verifierLatency *prometheus.HistogramVec
 	cacheLookups    *prometheus.CounterVec
@@ -31,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: metricsNamespace, Name: "requests_total",
 			Help: "Recognised cancels, by API service, front door and decision.",
 		}, []string{"service", "protocol", "decision"}),
+		policy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "policy_decisions_total",
+			Help: "Policy decisions, by deciding rule (default: no allow rule matched), effect and dry run.",
+		}, []string{"rule", "effect", "dry_run"}),
 		verifierCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "verifier_calls_total",
 			Help: "Calls to a token verifier (cache misses), by verifier and result: valid, invalid, unavailable.",
@@ -56,6 +62,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var err error
 	m.requests, err = register(reg, m.requests)
+	if err == nil {
+		m.policy, err = register(reg, m.policy)
+	}
 	if err == nil {
 		m.verifierCalls, err = register(reg, m.verifierCalls)
 	}
@@ -98,6 +107,10 @@ func (m *metrics) countRequest(rec *audit.Record) {
 		service = "other"
 	}
 	m.requests.WithLabelValues(service, rec.Protocol, string(rec.Decision)).Inc()
+	if rec.PolicyRule != "" {
+		// Rule names come from the config: a bounded set.
+		m.policy.WithLabelValues(rec.PolicyRule, rec.PolicyEffect, strconv.FormatBool(rec.PolicyDryRun)).Inc()
+	}
 }
 
 // observeCache returns the cache hook that counts lookups of a verifier.

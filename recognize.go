@@ -2,6 +2,7 @@ package lrocancel
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/door/batch"
@@ -95,14 +96,17 @@ func (z *recognizer) recognize(r *http.Request) recognition {
 
 // read has the request's door read the cancel for the core, and returns
 // the door that answers it.
-func (z *recognizer) read(r *http.Request, rc *recognition, strictBody bool) (govern.Cancel, govern.Door) {
+func (z *recognizer) read(r *http.Request, rc *recognition, strictBody bool) (x govern.Cancel, d govern.Door) {
 	switch rc.door {
 	case grpcDoor:
-		return grpcdoor.Read(r, rc.grpc, z.catalog, z.services), rc.grpc.Door()
+		x, d = grpcdoor.Read(r, rc.grpc, z.catalog, z.services), rc.grpc.Door()
 	case rpcDoor:
-		return rpc.Read(r, rc.rpc, z.catalog, z.services), rc.rpc.Door()
+		x, d = rpc.Read(r, rc.rpc, z.catalog, z.services), rc.rpc.Door()
+	default:
+		x, d = rest.Read(r, &rc.rest, strictBody), rest.Door{}
 	}
-	return rest.Read(r, &rc.rest, strictBody), rest.Door{}
+	x.Headers, x.Time = r.Header, time.Now()
+	return x, d
 }
 
 func normalizeHosts(hosts []string) []string {

@@ -129,13 +129,13 @@ func TestServeHTTPGovernsEveryFrontDoor(t *testing.T) {
 			wantStatus: 200, forwarded: true},
 		{name: "gRPC with two Content-Type headers is refused", method: "POST", host: "vault.googleapis.com",
 			path: lroPath, header: []string{"Content-Type", "application/grpc", "Authorization", "Bearer ya29.scoped"}, body: grpcFrame(msg),
-			twice: []string{"Content-Type", "application/json"},
+			twice:      []string{"Content-Type", "application/json"},
 			wantStatus: 200, wantGRPC: "3", wantReason: "UNSUPPORTED_CONTENT_TYPE", wantRecord: audit.InvalidRequest, wantProto: "grpc", wantGRPCRec: 3},
 		// Its parts inherit the override header, so its cancel is refused
 		// as an override: governed, never passed.
 		{name: "a GET /batch that a method override makes a POST is read as a batch", method: "GET", host: "vault.googleapis.com",
 			path: "/batch", header: []string{"X-HTTP-Method-Override", "POST", "Content-Type", "multipart/mixed; boundary=b"},
-			body: []byte("--b\r\nContent-Type: application/http\r\n\r\nPOST /v1/operations/x:cancel HTTP/1.1\r\nAuthorization: Bearer ya29.email\r\n\r\n\r\n--b--\r\n"),
+			body:       []byte("--b\r\nContent-Type: application/http\r\n\r\nPOST /v1/operations/x:cancel HTTP/1.1\r\nAuthorization: Bearer ya29.email\r\n\r\n\r\n--b--\r\n"),
 			wantStatus: 400, wantReason: "METHOD_OVERRIDE_REFUSED", wantRecord: audit.InvalidRequest, wantProto: "batch"},
 		{name: "gRPC cancel with a scoped token is forwarded byte for byte", method: "POST", host: "vault.googleapis.com",
 			path: lroPath, header: grpcH, body: grpcFrame(msg),

@@ -68,6 +68,11 @@ func validateConfig(h *Handler) error {
 			return errors.New("lro_cancel: audit: the completed stage cannot be turned off")
 		}
 	}
+	if h.Policy != nil {
+		if _, err := compilePolicy(h.Policy); err != nil {
+			return err
+		}
+	}
 	for _, s := range h.Unimplemented {
 		if s != "*" && strings.ContainsAny(s, "/ ") {
 			return fmt.Errorf("lro_cancel: unimplemented: %q is not a host", s)

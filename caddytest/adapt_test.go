@@ -52,6 +52,13 @@ func TestCaddyfileErrorsNameTheLine(t *testing.T) {
 		{"jwt with an unknown algorithm", "jwt {\n\t\tjwks_file /etc/jwks.json\n\t\talgorithms HS256\n\t}", "unsupported algorithm \"HS256\""},
 		{"unknown audit stage", "audit {\n\t\tstages received sometimes\n\t}", "unknown stage"},
 		{"unknown tokeninfo option", "tokeninfo {\n\t\tretries 3\n\t}", "Caddyfile:4"},
+		{"policy rule that does not compile", "policy {\n\t\tallow sre `request.auth.principal.endsWith(`\n\t}", "Caddyfile:4"},
+		{"policy rule that is not a bool", "policy {\n\t\tdeny who `request.auth.principal`\n\t}", `rule "who"`},
+		{"policy rule naming an unknown attribute", "policy {\n\t\tallow sre `request.auth.princpal == 'x'`\n\t}", "Caddyfile:4"},
+		{"policy rule on its line, after a good one", "policy {\n\t\tallow ok `true`\n\t\tdeny bad `resource.nam == ''`\n\t}", "Caddyfile:5"},
+		{"policy rule without an expression", "policy {\n\t\tallow lonely\n\t}", "Caddyfile:4"},
+		{"policy rule named default", "policy {\n\t\tallow default `true`\n\t}", "reserved"},
+		{"policy with an unknown subdirective", "policy {\n\t\tpermit x `true`\n\t}", "unrecognized policy subdirective"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,7 +38,8 @@ const (
 	JournalUnavailable  Decision = "journal_unavailable"
 	// BatchRefused: the cancel passed, but another part of its batch was
 	// refused, so the batch (this cancel with it) was not forwarded.
-	BatchRefused Decision = "batch_refused"
+	BatchRefused   Decision = "batch_refused"
+	DeniedByPolicy Decision = "denied_by_policy"
 )
 
 // Record is one audit record. Zero-valued optional fields are omitted.
@@ -66,6 +67,12 @@ type Record struct {
 	// HasGRPCStatus is set (the gRPC-family doors): 0 is OK, not absent.
 	GRPCStatus    int
 	HasGRPCStatus bool
+	// PolicyRule is the policy rule that decided ("default" when no allow
+	// rule matched), PolicyEffect its effect, PolicyDryRun set under
+	// dry_run; all empty without a policy.
+	PolicyRule   string
+	PolicyEffect string
+	PolicyDryRun bool
 }
 
 // MarshalLogObject writes the record's fields flat, in a fixed order, so
@@ -104,6 +111,15 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if r.HasGRPCStatus {
 		enc.AddInt("grpc_status", r.GRPCStatus)
+	}
+	if r.PolicyRule != "" {
+		enc.AddString("policy_rule", r.PolicyRule)
+	}
+	if r.PolicyEffect != "" {
+		enc.AddString("policy_effect", r.PolicyEffect)
+	}
+	if r.PolicyDryRun {
+		enc.AddBool("policy_dry_run", true)
 	}
 	if r.Stage == StageCompleted {
 		enc.AddFloat64("duration", r.Duration.Seconds())

@@ -11,10 +11,12 @@
 package govern
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,6 +28,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/body"
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/policy"
 )
 
 // The front doors, as the record's protocol field names them.
@@ -64,6 +67,10 @@ type Cancel struct {
 	// Body is what is wrong with the request message, judged at the
 	// pipeline's body step; nil when the message is acceptable.
 	Body *body.Violation
+	// Headers are the request's headers and Time when it arrived, for
+	// the policy.
+	Headers http.Header
+	Time    time.Time
 }
 
 // MethodID is the record's method: the discovery id, "unlisted", or ""
@@ -97,6 +104,10 @@ type Core struct {
 	// Unimplemented lists the services (or request hosts) answered
 	// UNIMPLEMENTED; "*" is every service.
 	Unimplemented []string
+	// Policy decides who may cancel what; nil when none is configured.
+	// Under DryRun it refuses nothing, and records what it would have done.
+	Policy *policy.Policy
+	DryRun bool
 
 	// Stages are the stages the audit log receives; the journal, when
 	// set, receives both.
@@ -163,6 +174,12 @@ func (c *Core) Check(ctx context.Context, x *Cancel, rec *audit.Record) *Denial 
 		rec.Decision = audit.Forwarded
 		return nil
 	}
+	return Refused(den, rec)
+}
+
+// Refused records a denial's decision and names the service and method in
+// its ErrorInfo metadata, unless the denial names its own.
+func Refused(den *Denial, rec *audit.Record) *Denial {
 	rec.Decision = den.Decision
 	if den.Metadata == nil {
 		den.Metadata = map[string]string{"service": rec.Service, "method": rec.Method}
@@ -222,8 +239,9 @@ func (c *Core) emit(rec *audit.Record, stage audit.Stage) error {
 }
 
 // Decide runs the pipeline's checks in Google's order (credentials,
-// scope, request, method) and returns the first denial, or nil when the
-// cancel may go on. It fills in the record as it learns who is calling.
+// scope, request, policy, method) and returns the first denial, or nil
+// when the cancel may go on. It fills in the record as it learns who is
+// calling.
 func (c *Core) Decide(ctx context.Context, x *Cancel, rec *audit.Record) *Denial {
 	if x.Refusal != nil {
 		return x.Refusal
@@ -257,25 +275,128 @@ func (c *Core) Decide(ctx context.Context, x *Cancel, rec *audit.Record) *Denial
 		}
 		return verifierUnavailable()
 	}
+	return c.Authorize(x, rec, info, nil)
+}
+
+// Step is one check of the pipeline as `caddy lro-cancel explain` shows
+// it: its name and what it found.
+type Step struct{ Check, Outcome string }
+
+// Trace is what Authorize found at each step, and every policy rule's
+// value, for `caddy lro-cancel explain`.
+type Trace struct {
+	Steps  []Step
+	Policy *policy.Decision // nil without a policy
+}
+
+func (t *Trace) step(check, outcome string) {
+	if t != nil {
+		t.Steps = append(t.Steps, Step{check, outcome})
+	}
+}
+
+// Authorize runs the checks that follow a verified token: scope, body,
+// policy, unlisted, unimplemented. The running handler reaches it through
+// Decide; `caddy lro-cancel explain` and `test` with the identity they are
+// given, so that both decide with the same code. t, when not nil, gets
+// every step's outcome and every policy rule's value.
+func (c *Core) Authorize(x *Cancel, rec *audit.Record, info *credential.Info, t *Trace) *Denial {
 	rec.Principal = info.Principal()
 
 	rec.ScopesAccepted = c.acceptedScopes(x)
 	used, ok := info.HasScope(rec.ScopesAccepted)
 	if !ok {
+		t.step("scope", "none of the accepted scopes")
 		return scopeInsufficient(rec.ScopesAccepted)
 	}
 	rec.ScopeUsed = used
+	t.step("scope", "ok ("+cmp.Or(used, "any verified token")+")")
 
 	if x.Body != nil {
+		t.step("body", x.Body.Description)
 		return InvalidBody(x.Body)
 	}
+	t.step("body", "ok")
+
+	if c.Policy != nil {
+		if den := c.applyPolicy(x, rec, info, t); den != nil {
+			return den
+		}
+	}
 	if x.Kind == catalog.Unlisted && c.Unlisted == UnlistedDeny {
+		t.step("unlisted", "deny")
 		return deniedUnlisted()
 	}
 	if c.unimplemented(x.Service, x.Host) {
+		t.step("action", "unimplemented")
 		return unimplemented(x.Service)
 	}
+	t.step("action", "forward")
 	return nil
+}
+
+// applyPolicy evaluates the policy for the cancel and records what it
+// decided, or, under dry_run, what it would have.
+func (c *Core) applyPolicy(x *Cancel, rec *audit.Record, info *credential.Info, t *Trace) *Denial {
+	in := &policy.Input{
+		Principal: rec.Principal,
+		Scopes:    info.Scopes,
+		Claims:    info.Claims,
+		Verifier:  info.Verifier,
+		Time:      x.Time,
+		ClientIP:  rec.ClientIP,
+		Headers:   policyHeaders(x.Headers),
+		Protocol:  x.Protocol,
+		Service:   x.Service,
+		Method:    rec.Method,
+		Name:      x.Operation,
+	}
+	var d policy.Decision
+	if t != nil {
+		d = c.Policy.Explain(in)
+		t.Policy = &d
+	} else {
+		d = c.Policy.Evaluate(in)
+	}
+	rec.PolicyRule, rec.PolicyEffect, rec.PolicyDryRun = d.Rule, d.Effect.String(), c.DryRun
+	if d.Rule == "" {
+		// Allowed with no allow rules: no rule decided.
+		rec.PolicyEffect = ""
+	}
+	switch {
+	case d.Allowed:
+		t.step("policy", "allow"+ruleSuffix(d.Rule))
+		return nil
+	case c.DryRun:
+		t.step("policy", "would deny (rule "+d.Rule+"), dry run")
+		return nil
+	}
+	t.step("policy", "deny (rule "+d.Rule+")")
+	return deniedByPolicy(d.Rule, rec)
+}
+
+func ruleSuffix(rule string) string {
+	if rule == "" {
+		return ""
+	}
+	return " (rule " + rule + ")"
+}
+
+// policyHeaders are the request's headers as the policy sees them:
+// lower-case names, the first value, and never a credential.
+func policyHeaders(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		k = strings.ToLower(k)
+		switch k {
+		case "authorization", "cookie", "x-goog-api-key", "proxy-authorization":
+			continue
+		}
+		if len(v) > 0 {
+			m[k] = v[0]
+		}
+	}
+	return m
 }
 
 // verify sends a JWT-shaped token to the jwt verifier when one is
@@ -321,6 +442,8 @@ func placeholders(rec *audit.Record) caddy.ReplacerFunc {
 			return rec.Principal, true
 		case "http.lro_cancel.decision":
 			return string(rec.Decision), true
+		case "http.lro_cancel.policy_rule":
+			return rec.PolicyRule, true
 		}
 		return nil, false
 	}

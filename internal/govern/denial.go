@@ -247,3 +247,10 @@ func CodeForHTTP(status int) codes.Code {
 	}
 	return codes.Unknown
 }
+
+func deniedByPolicy(rule string, rec *audit.Record) *Denial {
+	d := gatewayDenial(audit.DeniedByPolicy, codes.PermissionDenied, "CANCEL_DENIED_BY_POLICY",
+		"This gateway's egress policy does not allow this principal to cancel this operation.")
+	d.Metadata = map[string]string{"rule": rule, "service": rec.Service, "method": rec.Method, "audit_id": rec.AuditID}
+	return d
+}
