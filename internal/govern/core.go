@@ -246,15 +246,8 @@ func (c *Core) Decide(ctx context.Context, x *Cancel, rec *audit.Record) *Denial
 	if x.Refusal != nil {
 		return x.Refusal
 	}
-	switch err := x.CredentialErr; {
-	case errors.Is(err, credential.ErrMissing):
-		return credentialsMissing(x.Credential.APIKeyOnly)
-	case errors.Is(err, credential.ErrConflict):
-		return badCredentials("Request carries more than one credential; send exactly one OAuth 2 access token.",
-			"CREDENTIALS_CONFLICT")
-	case err != nil:
-		return badCredentials("Request carries a credential that cannot be read unambiguously.",
-			"CREDENTIALS_MALFORMED")
+	if den := CredentialRefusal(x); den != nil {
+		return den
 	}
 	token := x.Credential.Token
 	rec.TokenID = credential.TokenID(token)
@@ -276,6 +269,22 @@ func (c *Core) Decide(ctx context.Context, x *Cancel, rec *audit.Record) *Denial
 		return verifierUnavailable()
 	}
 	return c.Authorize(x, rec, info, nil)
+}
+
+// CredentialRefusal is the refusal of a cancel whose credential is
+// missing, doubled or unreadable; nil when it carries one token.
+func CredentialRefusal(x *Cancel) *Denial {
+	switch err := x.CredentialErr; {
+	case err == nil:
+		return nil
+	case errors.Is(err, credential.ErrMissing):
+		return credentialsMissing(x.Credential.APIKeyOnly)
+	case errors.Is(err, credential.ErrConflict):
+		return badCredentials("Request carries more than one credential; send exactly one OAuth 2 access token.",
+			"CREDENTIALS_CONFLICT")
+	}
+	return badCredentials("Request carries a credential that cannot be read unambiguously.",
+		"CREDENTIALS_MALFORMED")
 }
 
 // Step is one check of the pipeline as `caddy lro-cancel explain` shows

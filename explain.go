@@ -1,0 +1,156 @@
+package lrocancel
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/door/batch"
+	"github.com/lro-cancel/lro_cancel/internal/govern"
+	"github.com/lro-cancel/lro_cancel/internal/policy"
+)
+
+// identity is who `caddy lro-cancel explain` and `test` say is calling: it
+// stands for a verified token, so no verifier is asked.
+type identity struct {
+	Principal string         `json:"principal,omitempty"`
+	Scopes    []string       `json:"scopes,omitempty"`
+	Claims    map[string]any `json:"claims,omitempty"`
+}
+
+// standInToken is the token of a request that names none: never verified,
+// never printed.
+const standInToken = "lro-cancel-explain-identity"
+
+// info is the identity as a verifier would have given it.
+func (id identity) info() *credential.Info {
+	i := &credential.Info{Scopes: id.Scopes, Claims: id.Claims, Verifier: "given"}
+	if strings.Contains(id.Principal, "@") {
+		i.Email = id.Principal
+	} else {
+		i.Subject = id.Principal
+	}
+	return i
+}
+
+// explanation is what the handler would do with a request, step by step.
+type explanation struct {
+	// Door is the front door (the record's protocol); "" when the request
+	// is not a cancel at all.
+	Door      string
+	Governed  bool
+	Note      string // why a request is not governed
+	Service   string
+	Method    string
+	Operation string
+	Scopes    []string // accepted
+	Steps     []govern.Step
+	Policy    *policy.Decision
+	// Decision is the record's: forwarded, or the refusal's.
+	Decision   audit.Decision
+	PolicyRule string
+	// Status is the HTTP status the client gets from a refusal (200 for
+	// gRPC, whose code is GRPCStatus); 0 when forwarded.
+	Status        int
+	GRPCStatus    int
+	HasGRPCStatus bool
+	Reason        string
+	// Parts are a batch's embedded cancels, explained one by one.
+	Parts []explanation
+}
+
+// forwards reports whether the handler would let the request go on.
+func (e *explanation) forwards() bool {
+	return !e.Governed || e.Decision == audit.Forwarded
+}
+
+// explain decides on r as the running handler would, through the same
+// recognition, doors and core, with the caller's identity given instead
+// of verified. It writes no record and calls no verifier.
+func (h *Handler) explain(r *http.Request, id identity) explanation {
+	// The identity stands for a verified token: a request without one gets
+	// a stand-in, so that the doors read it on as they read a request that
+	// carries a token (REST reads no body without one). A credential the
+	// request does carry is left as it is, and judged as the gateway would.
+	if _, err := credential.Extract(r); errors.Is(err, credential.ErrMissing) {
+		r.Header.Set("Authorization", "Bearer "+standInToken)
+	}
+	rc := h.recognizer.recognize(r)
+	switch rc.door {
+	case notCancel:
+		return explanation{Note: "not a cancel: passes untouched and unrecorded"}
+	case batchDoor:
+		return h.explainBatch(r, id)
+	}
+	x, door := h.recognizer.read(r, &rc, h.Body == bodyStrict)
+	e := explanation{Door: x.Protocol, Service: x.Service, Method: x.MethodID(), Operation: x.Operation}
+	if h.core.Passes(&x) {
+		e.Note = "unlisted cancel under `unlisted pass`: not governed"
+		return e
+	}
+	e.Governed = true
+	rec := govern.NewRecord(r, "explain", &x)
+	var t govern.Trace
+	den := x.Refusal
+	if den == nil {
+		den = govern.CredentialRefusal(&x)
+	}
+	if den != nil {
+		t.Steps = append(t.Steps, govern.Step{Check: "request", Outcome: "refused before credentials: " + den.Message})
+	} else {
+		t.Steps = append(t.Steps, govern.Step{Check: "credentials", Outcome: "given (" + describe(id) + "), not verified"})
+		den = h.core.Authorize(&x, &rec, id.info(), &t)
+	}
+	e.Steps, e.Policy, e.Scopes = t.Steps, t.Policy, rec.ScopesAccepted
+	if den == nil {
+		rec.Decision = audit.Forwarded
+	} else {
+		// The door writes the refusal as the client would get it.
+		w := httptest.NewRecorder()
+		door.Refuse(w, govern.Refused(den, &rec), &rec)
+		e.Reason = den.Reason
+	}
+	e.Decision, e.PolicyRule = rec.Decision, rec.PolicyRule
+	e.Status, e.GRPCStatus, e.HasGRPCStatus = rec.Status, rec.GRPCStatus, rec.HasGRPCStatus
+	return e
+}
+
+// explainBatch explains each embedded request of a batch as if sent alone;
+// the batch's answer is its first refusal.
+func (h *Handler) explainBatch(r *http.Request, id identity) explanation {
+	e := explanation{Door: govern.ProtocolBatch, Governed: true, Decision: audit.Forwarded}
+	_, parts, problem := batch.Read(r.Body, r.Header.Get("Content-Type"), batch.MaxBytes, batch.MaxParts)
+	if problem != nil {
+		e.Decision, e.Status, e.Reason = audit.InvalidRequest, http.StatusBadRequest, "INVALID_BATCH"
+		e.Steps = []govern.Step{{Check: "batch", Outcome: problem.Description}}
+		return e
+	}
+	for _, p := range parts {
+		pe := h.explain(p.AsAlone(r), id)
+		if !pe.Governed {
+			continue
+		}
+		e.Parts = append(e.Parts, pe)
+		if !pe.forwards() && e.Decision == audit.Forwarded {
+			e.Decision, e.Status, e.Reason, e.PolicyRule = pe.Decision, pe.Status, pe.Reason, pe.PolicyRule
+		}
+	}
+	if len(e.Parts) == 0 {
+		return explanation{Note: "a batch without a cancel: passes untouched and unrecorded"}
+	}
+	return e
+}
+
+func describe(id identity) string {
+	p := id.Principal
+	if p == "" {
+		p = "no principal"
+	}
+	if len(id.Scopes) == 0 {
+		return p + ", no scopes"
+	}
+	return p + ", scopes " + strings.Join(id.Scopes, " ")
+}
