@@ -131,6 +131,10 @@ func containsFold(s, word string) bool {
 // every path of a cancel, REST or RPC, does.
 func ContainsCancel(s string) bool { return containsFold(s, "cancel") }
 
+// ContainsBatch reports whether s contains "batch" in any letter case, as
+// every decoded spelling of a batch path does.
+func ContainsBatch(s string) bool { return containsFold(s, "batch") }
+
 // RecognizeRPC finds the method a cancel RPC with these field values
 // (parallel to rpc.Fields) is on host, under the pinned services when
 // there are any. A name no template takes is Unlisted: the call itself

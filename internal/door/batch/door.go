@@ -26,7 +26,7 @@ const (
 // Recognize reports whether r is a batch to a host the catalog governs
 // (under the pinned services, when there are any). It does not allocate.
 func Recognize(cat *catalog.Catalog, services []string, r *http.Request) bool {
-	if !containsBatch(r.URL.Path) {
+	if !catalog.ContainsBatch(r.URL.Path) {
 		return false
 	}
 	path := r.URL.EscapedPath()
@@ -35,17 +35,6 @@ func Recognize(cat *catalog.Catalog, services []string, r *http.Request) bool {
 	}
 	for _, s := range services {
 		if cat.IsBatch(s, path) {
-			return true
-		}
-	}
-	return false
-}
-
-// containsBatch reports whether path says "batch" in any letter case, as
-// every spelling of a batch path does, without allocating.
-func containsBatch(path string) bool {
-	for i := 0; i+5 <= len(path); i++ {
-		if path[i]|0x20 == 'b' && strings.EqualFold(path[i:i+5], "batch") {
 			return true
 		}
 	}
