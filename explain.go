@@ -25,9 +25,9 @@ type identity struct {
 // never printed.
 const standInToken = "lro-cancel-explain-identity"
 
-// info is the identity as a verifier would have given it.
-func (id identity) info() *credential.Info {
-	i := &credential.Info{Scopes: id.Scopes, Claims: id.Claims, Verifier: "given"}
+// info is the identity as the given verifier would have vouched for it.
+func (id identity) info(verifier string) *credential.Info {
+	i := &credential.Info{Scopes: id.Scopes, Claims: id.Claims, Verifier: verifier}
 	if strings.Contains(id.Principal, "@") {
 		i.Email = id.Principal
 	} else {
@@ -102,7 +102,7 @@ func (h *Handler) explain(r *http.Request, id identity) explanation {
 		t.Steps = append(t.Steps, govern.Step{Check: "request", Outcome: "refused before credentials: " + den.Message})
 	} else {
 		t.Steps = append(t.Steps, govern.Step{Check: "credentials", Outcome: "given (" + describe(id) + "), not verified"})
-		den = h.core.Authorize(&x, &rec, id.info(), &t)
+		den = h.core.Authorize(&x, &rec, id.info(h.opaqueVerifier()), &t)
 	}
 	e.Steps, e.Policy, e.Scopes = t.Steps, t.Policy, rec.ScopesAccepted
 	if den == nil {
@@ -142,6 +142,15 @@ func (h *Handler) explainBatch(r *http.Request, id identity) explanation {
 		return explanation{Note: "a batch without a cancel: passes untouched and unrecorded"}
 	}
 	return e
+}
+
+// opaqueVerifier names the verifier the config sends opaque tokens to: what
+// request.auth.verifier says for a given identity.
+func (h *Handler) opaqueVerifier() string {
+	if h.Introspection != nil {
+		return credential.VerifierIntrospection
+	}
+	return credential.VerifierTokenInfo
 }
 
 func describe(id identity) string {

@@ -229,6 +229,11 @@ func explainAgreesWithTheGateway(t *testing.T, bin, dir string) {
 	add(policyMain, agreementCase{name: "a gRPC-Web cancel of an own export", token: tokenVault, op: "operations/export-9", web: true})
 	add(policyMain, agreementCase{name: "a gRPC-Web cancel no allow rule admits", token: tokenVault, op: "operations/other", web: true})
 	add(policyMain, agreementCase{name: "a token without the scope never reaches the policy", token: tokenEmail, op: "operations/export-1"})
+	// Claims and the verifier: explain's identity is vouched for by the
+	// config's opaque-token verifier, tokeninfo here.
+	attributes := "tokeninfo TOKENINFO\n" + policyAttributes
+	add(attributes, agreementCase{name: "a tokeninfo claim and the verifier admit", token: tokenVault, op: "operations/x"})
+	add(attributes, agreementCase{name: "a gRPC-Web cancel is not the gRPC the protocol rule names", token: tokenVault, op: "operations/x", web: true})
 	add(policyMain, agreementCase{name: "a body the method does not take never reaches the policy", token: tokenVault, op: "operations/export-1",
 		body: `{"force": true}`, header: []string{"Content-Type", "application/json"}})
 
