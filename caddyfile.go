@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
@@ -169,6 +170,17 @@ func parseCache(d *caddyfile.Dispenser, c *CacheConfig, block string) error {
 		}
 		c.CacheSize = n
 		return nil
+	case "max_in_flight":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return d.Errf("max_in_flight must be a positive integer, not %q", s)
+		}
+		c.MaxInFlight = n
+		return nil
 	}
 	return d.Errf("unrecognized %s subdirective '%s'", block, d.Val())
 }
@@ -233,7 +245,17 @@ func (h *Handler) parseAudit(d *caddyfile.Dispenser) error {
 		case "stages":
 			a.Stages, err = appendArgs(d, a.Stages, 1)
 		case "journal":
-			err = oneArg(d, &a.Journal)
+			if err = oneArg(d, &a.Journal); err != nil {
+				return err
+			}
+			err = eachSubdirective(d, 2, func(name string) error {
+				if name != "timeout" {
+					return d.Errf("unrecognized journal subdirective '%s'", name)
+				}
+				return parseDuration(d, &a.JournalTimeout)
+			})
+		case "format":
+			a.Format, err = oneOf(d, audit.FormatJSON, audit.FormatCloudAuditLog)
 		default:
 			err = d.Errf("unrecognized audit subdirective '%s'", d.Val())
 		}

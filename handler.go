@@ -87,6 +87,11 @@ type CacheConfig struct {
 	// NegativeCacheTTL is how long an invalid-token answer is cached.
 	// Default: 10s.
 	NegativeCacheTTL caddy.Duration `json:"negative_cache_ttl,omitempty"`
+
+	// MaxInFlight bounds the verifier calls running at once; a new token
+	// beyond it is refused 503 at once, while cached tokens go on.
+	// Default: 64.
+	MaxInFlight int `json:"max_in_flight,omitempty"`
 }
 
 // TokenInfoConfig configures the tokeninfo verifier.
@@ -163,6 +168,15 @@ type AuditConfig struct {
 
 	// Journal is a file that receives a durable copy of every record.
 	Journal string `json:"journal,omitempty"`
+
+	// JournalTimeout is how long a journal write and fsync may take before
+	// it counts as failed (the cancels waiting on it are refused 503).
+	// Default: 5s.
+	JournalTimeout caddy.Duration `json:"journal_timeout,omitempty"`
+
+	// Format is the records' shape in the log and the journal: "json"
+	// (default) or "cloud_audit_log" (Cloud Audit Logs entries).
+	Format string `json:"format,omitempty"`
 }
 
 // PolicyConfig is the egress policy: CEL rules over the request and the

@@ -67,6 +67,14 @@ func validateConfig(h *Handler) error {
 		if len(a.Stages) > 0 && !slices.Contains(a.Stages, string(audit.StageCompleted)) {
 			return errors.New("lro_cancel: audit: the completed stage cannot be turned off")
 		}
+		switch a.Format {
+		case "", audit.FormatJSON, audit.FormatCloudAuditLog:
+		default:
+			return fmt.Errorf("lro_cancel: audit: format must be %s or %s, not %q", audit.FormatJSON, audit.FormatCloudAuditLog, a.Format)
+		}
+		if a.JournalTimeout < 0 {
+			return errors.New("lro_cancel: audit: the journal timeout cannot be negative")
+		}
 	}
 	if h.Policy != nil {
 		if _, err := compilePolicy(h.Policy); err != nil {

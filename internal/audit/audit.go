@@ -12,6 +12,14 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
+// The record formats, for the log and the journal alike.
+const (
+	// FormatJSON is the record's own fields, flat (the default).
+	FormatJSON = "json"
+	// FormatCloudAuditLog shapes each record as a Cloud Audit Logs entry.
+	FormatCloudAuditLog = "cloud_audit_log"
+)
+
 // Stage says when in a request's life a record was written.
 type Stage string
 
