@@ -364,6 +364,7 @@ func (h *Handler) cached(name string, v credential.Verifier, c CacheConfig) *cre
 		Size:        c.CacheSize,
 		TTL:         time.Duration(c.CacheTTL),
 		NegativeTTL: time.Duration(c.NegativeCacheTTL),
+		MaxInFlight: c.MaxInFlight,
 		Observe:     h.metrics.observeCache(name),
 	})
 }

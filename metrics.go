@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"verifier"}),
 		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "token_cache_lookups_total",
-			Help: "Verified-token cache lookups, by verifier and result: hit, miss, coalesced.",
+			Help: "Verified-token cache lookups, by verifier and result: hit, miss, coalesced, shed (refused: max_in_flight calls already running).",
 		}, []string{"verifier", "result"}),
 		journalSync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "journal_fsync_duration_seconds",
@@ -119,6 +119,7 @@ func (m *metrics) observeCache(verifier string) func(credential.Lookup) {
 		credential.LookupHit:       m.cacheLookups.WithLabelValues(verifier, credential.LookupHit.String()),
 		credential.LookupMiss:      m.cacheLookups.WithLabelValues(verifier, credential.LookupMiss.String()),
 		credential.LookupCoalesced: m.cacheLookups.WithLabelValues(verifier, credential.LookupCoalesced.String()),
+		credential.LookupShed:      m.cacheLookups.WithLabelValues(verifier, credential.LookupShed.String()),
 	}
 	return func(l credential.Lookup) { counters[l].Inc() }
 }

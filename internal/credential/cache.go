@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,9 @@ import (
 // the wrapped verifier sets no timeout of its own: the call outlives the
 // request that started it, so nothing else would end it.
 const sharedCallLimit = 30 * time.Second
+
+// defaultMaxInFlight is CacheConfig.MaxInFlight's default.
+const defaultMaxInFlight = 64
 
 // CacheConfig tunes a Cache. Zero values take the defaults.
 type CacheConfig struct {
@@ -32,6 +36,12 @@ type CacheConfig struct {
 	// Observe, when set, is told how each verification was answered
 	// (metrics); it must be cheap and safe for concurrent use.
 	Observe func(Lookup)
+	// MaxInFlight is the most calls to the wrapped Verifier that run at
+	// once (default 64; zero or negative takes the default). A token that
+	// needs a call beyond it is refused at once (LookupShed), never queued:
+	// a flood of distinct unknown tokens is answered 503 instead of piling
+	// up on the verifier, while remembered tokens are answered as ever.
+	MaxInFlight int
 }
 
 // Lookup is how the cache answered one verification.
@@ -44,23 +54,31 @@ const (
 	LookupMiss
 	// LookupCoalesced: by a call another request made at the same time.
 	LookupCoalesced
+	// LookupShed: refused with ErrUnavailable, because the token needed a
+	// call while MaxInFlight calls were running.
+	LookupShed
 )
 
-// String returns "hit", "miss" or "coalesced".
+// String returns "hit", "miss", "coalesced" or "shed".
 func (l Lookup) String() string {
 	switch l {
 	case LookupHit:
 		return "hit"
 	case LookupMiss:
 		return "miss"
+	case LookupCoalesced:
+		return "coalesced"
+	case LookupShed:
+		return "shed"
 	}
-	return "coalesced"
+	return "Lookup(" + strconv.Itoa(int(l)) + ")"
 }
 
 // Cache is a Verifier that remembers another Verifier's verdicts in a
 // bounded LRU keyed by the token's SHA-256; the token itself is never kept.
-// Concurrent first requests with one token share a single call. Failures to
-// verify (ErrUnavailable) are never cached.
+// Concurrent first requests with one token share a single call, and at most
+// MaxInFlight calls run at once. Failures to verify (ErrUnavailable), shed
+// lookups among them, are never cached.
 //
 // The *Info a Cache returns is shared by every request with that token:
 // callers must not modify it, nor its Scopes or Claims. A hit hands out
@@ -72,8 +90,14 @@ type Cache struct {
 	now         func() time.Time
 	observe     func(Lookup)
 	group       singleflight.Group
+	// slots holds one element per running call: a send that would block
+	// means MaxInFlight calls are running.
+	slots chan struct{}
+	// errShed is what a shed lookup gets; made once, so that shedding a
+	// flood allocates no errors and is told apart by identity.
+	errShed error
 
-	hits, misses, coalesced, calls atomic.Uint64
+	hits, misses, coalesced, shed, calls atomic.Uint64
 }
 
 // entry is one remembered verdict: info, or the rejection err.
@@ -91,6 +115,8 @@ type Stats struct {
 	Misses uint64
 	// Coalesced are misses answered by a call another request made.
 	Coalesced uint64
+	// Shed are misses refused because MaxInFlight calls were running.
+	Shed uint64
 	// Calls are calls to the wrapped Verifier.
 	Calls uint64
 }
@@ -114,16 +140,23 @@ func NewCache(v Verifier, cfg CacheConfig) *Cache {
 	if c.observe == nil {
 		c.observe = func(Lookup) {}
 	}
+	limit := cfg.MaxInFlight
+	if limit <= 0 {
+		limit = defaultMaxInFlight
+	}
+	c.slots = make(chan struct{}, limit)
+	c.errShed = fmt.Errorf("verify token: %w: %d verifier calls already in flight", ErrUnavailable, limit)
 	// lru.New fails only for a size below 1.
 	c.entries, _ = lru.New[[sha256.Size]byte, entry](size)
 	return c
 }
 
 // Verify returns the verdict remembered for token, or asks the wrapped
-// Verifier, once for all concurrent requests with that token. The shared
-// call does not end when the request that started it is cancelled; a
-// request whose ctx ends while it waits gets an error wrapping
-// ErrUnavailable.
+// Verifier, once for all concurrent requests with that token. When
+// MaxInFlight calls are already running, a token that needs a call gets
+// an error wrapping ErrUnavailable at once. The shared call does not end
+// when the request that started it is cancelled; a request whose ctx ends
+// while it waits gets an error wrapping ErrUnavailable.
 func (c *Cache) Verify(ctx context.Context, token string) (*Info, error) {
 	key := sha256.Sum256([]byte(token))
 	if e, ok := c.lookup(key); ok {
@@ -132,6 +165,12 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Info, error) {
 		return e.info, e.err
 	}
 	c.misses.Add(1)
+	return c.verifyMiss(ctx, key, token)
+}
+
+// verifyMiss answers a token the cache does not hold. It is apart from
+// Verify so that only a miss pays for the key the shared call captures.
+func (c *Cache) verifyMiss(ctx context.Context, key [sha256.Size]byte, token string) (*Info, error) {
 	// called is written by the shared call's goroutine before the result
 	// is sent on the channel, and read only after it is received.
 	called := false
@@ -141,19 +180,32 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Info, error) {
 		if e, ok := c.lookup(key); ok {
 			return e, nil
 		}
+		// The slot is taken here, by the one request that makes the call,
+		// so that requests coalesced onto it share it.
+		select {
+		case c.slots <- struct{}{}:
+		default:
+			return entry{err: c.errShed}, nil
+		}
+		defer func() { <-c.slots }()
 		called = true
 		c.calls.Add(1)
 		return c.call(context.WithoutCancel(ctx), key, token), nil
 	})
 	select {
 	case res := <-ch:
-		if called {
+		e := res.Val.(entry)
+		switch {
+		case e.err == c.errShed:
+			// Requests coalesced onto a shed call are shed with it.
+			c.shed.Add(1)
+			c.observe(LookupShed)
+		case called:
 			c.observe(LookupMiss)
-		} else {
+		default:
 			c.coalesced.Add(1)
 			c.observe(LookupCoalesced)
 		}
-		e := res.Val.(entry)
 		return e.info, e.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("verify token: %w: %w", ErrUnavailable, context.Cause(ctx))
@@ -220,6 +272,7 @@ func (c *Cache) Stats() Stats {
 		Hits:      c.hits.Load(),
 		Misses:    c.misses.Load(),
 		Coalesced: c.coalesced.Load(),
+		Shed:      c.shed.Load(),
 		Calls:     c.calls.Load(),
 	}
 }
