@@ -224,7 +224,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("lro_cancel: registering metrics: %w", err)
 	}
 	core := h.core
-	core.Sink = audit.Logger{L: h.logger.Named("audit")}
+	var format string
+	if h.Audit != nil {
+		format = h.Audit.Format
+	}
+	core.Sink = audit.Logger{L: h.logger.Named("audit"), Format: format}
 	core.Count = h.metrics.countRequest
 	core.Logger = h.logger
 	core.OutageLog = &rate.Sometimes{First: 1, Interval: 10 * time.Second}
@@ -257,8 +261,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.Audit != nil && h.Audit.Journal != "" {
 		j, err := audit.OpenJournal(h.Audit.Journal, audit.JournalOptions{
-			Logger: h.logger.Named("journal"),
-			OnSync: h.metrics.observeJournal,
+			Logger:  h.logger.Named("journal"),
+			OnSync:  h.metrics.observeJournal,
+			Timeout: time.Duration(h.Audit.JournalTimeout),
+			Format:  h.Audit.Format,
 		})
 		if err != nil {
 			return fmt.Errorf("lro_cancel: opening the audit journal: %w", err)

@@ -3,6 +3,9 @@
 // Journal (a durable, fsynced file; see Journal for its guarantees and how
 // to rotate it). A record is shaped after Cloud Audit Logs (principal,
 // method, resource, status) and Kubernetes audit events (audit id, stage).
+// Both sinks write it in one of two formats: its own fields, flat
+// (FormatJSON), or a Cloud Audit Logs entry whose protoPayload is a
+// google.cloud.audit.AuditLog (FormatCloudAuditLog).
 package audit
 
 import (
@@ -48,6 +51,9 @@ const (
 	// refused, so the batch (this cancel with it) was not forwarded.
 	BatchRefused   Decision = "batch_refused"
 	DeniedByPolicy Decision = "denied_by_policy"
+	// Interrupted completes, when the journal is next opened, a received
+	// record whose request a crash cut short: nothing more is known.
+	Interrupted Decision = "interrupted"
 )
 
 // Record is one audit record. Zero-valued optional fields are omitted.
@@ -154,11 +160,14 @@ type Sink interface {
 // the top level so that Caddy's log encoders and filters see them.
 type Logger struct {
 	L *zap.Logger
+	// Format is the entries' shape: FormatJSON (the default when empty)
+	// or FormatCloudAuditLog.
+	Format string
 }
 
 // Write logs the record. It never fails: zap reports its own write errors.
 func (l Logger) Write(r *Record) error {
-	l.L.Info("lro_cancel", zap.Inline(r))
+	l.L.Info("lro_cancel", recordField(r, l.Format))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -27,11 +28,25 @@ const (
 	// maxSpareBatch is the largest batch buffer kept for reuse, so that one
 	// burst does not pin its memory for the journal's lifetime.
 	maxSpareBatch = 1 << 20
+
+	// defaultJournalTimeout bounds a batch's append when JournalOptions
+	// leaves Timeout zero.
+	defaultJournalTimeout = 5 * time.Second
+
+	// recoveryWindow is how much of the end of the file OpenJournal reads
+	// for received records that a crash left without their completed one:
+	// thousands of requests, read in well under a second at startup.
+	recoveryWindow = 8 << 20
 )
 
 // ErrJournalClosed is wrapped by the errors of Write and Close once the
 // journal has been closed.
 var ErrJournalClosed = errors.New("audit journal is closed")
+
+// ErrJournalTimeout is wrapped by the errors of the Writes whose batch did
+// not reach the disk within the journal's Timeout, and of every Write
+// refused while that append is still stuck.
+var ErrJournalTimeout = errors.New("audit journal append timed out")
 
 // JournalOptions tunes a Journal. The zero value is usable.
 type JournalOptions struct {
@@ -45,10 +60,17 @@ type JournalOptions struct {
 	// Now gives the records' `ts` field and the clock of the failure-log
 	// rate limit; nil means time.Now.
 	Now func() time.Time
+	// Timeout bounds the append of one batch (reopening the file if
+	// needed, taking its lock, write and fsync): the Writes waiting on a
+	// batch that has not been appended by then fail. Zero means 5s.
+	Timeout time.Duration
+	// Format is the lines' shape, as the log sink's: FormatJSON (the
+	// default when empty) or FormatCloudAuditLog.
+	Format string
 }
 
 // Journal is the durable audit sink: an append-only file holding one JSON
-// line per record, the same object the log sink writes.
+// line per record, the same object the log sink writes in the same format.
 //
 // Write returns nil only once the record's line is written and the file
 // fsynced. Concurrent Writes share one write(2) and one fsync (group
@@ -60,10 +82,44 @@ type JournalOptions struct {
 // record show up later, always as a whole line. The next Write after a
 // failure reopens the path and tries again.
 //
+// A batch not appended within Timeout (default 5s, for reopening the file
+// if needed, taking its lock, write and fsync) fails: every Write waiting
+// on it, and every Write queued behind it, returns an error wrapping
+// ErrJournalTimeout at that moment, so a hung disk refuses cancels instead
+// of holding them, and no Write waits longer than about twice Timeout (the
+// batch ahead of it, then its own). The call that hung cannot be
+// interrupted. The journal's one goroutine stays in it and, until it
+// returns, every Write and Append fails at once, without touching the
+// disk, starting a goroutine or opening a file: a journal never has more
+// than one call stuck, whatever the load. The records of a timed-out batch
+// are never reported durable, but they may be on disk: not yet written,
+// written, or fsynced late. When the stuck call returns, the journal
+// truncates them away as after any failure (and fsyncs the truncation if
+// they had been fsynced), closes the file, and the next Write reopens the
+// path; a crash before then can leave them, as whole lines. The records
+// refused while the call is stuck are lost, as are those of any failed
+// batch, so a received record can be left without its completed one: the
+// next open that completes interrupted requests (below) completes it.
+//
 // A crash can leave a torn last line, one whose fsync never completed and
 // so was never acknowledged. Opening the journal moves it to
 // <path>.torn.<unix-nanos> and truncates the file to its last newline, so
 // every line of the journal is a whole JSON object.
+//
+// A crash also leaves the requests in flight with a received record and no
+// completed one. OpenJournal reads the last 8 MiB of the file and, for
+// every received line there with no later completed line of the same
+// audit_id, appends a completed record with decision interrupted and no
+// status, carrying the received line's identity (service, method,
+// operation, principal, token_id, scopes, client_ip, user_agent, protocol),
+// fsyncs it and logs the count once. A received line that starts before the
+// last 8 MiB is not read. Opening again finds every pair complete and adds
+// nothing. A journal opened while another one has the file open (the new
+// handler during a reload, another Caddy process) does none of this, since
+// their requests in flight are not interrupted: the next open with no
+// other writer does it. Writers announce themselves with a shared flock on
+// <path>.lock, which opening creates; leave that file in place. Without
+// flock (Windows), only the writers in this process are known.
 //
 // Rotation: rename the file (mv journal journal.1), then reload the
 // config. The new handler opens the path anew, which creates a fresh file;
@@ -79,24 +135,35 @@ type JournalOptions struct {
 // processes on one host. Over NFS, where appends are not atomic, and on
 // systems without flock (Windows), give each writer its own file.
 type Journal struct {
-	path   string
-	fs     fileSystem
-	log    *zap.Logger
-	onSync func(time.Duration, error)
-	now    func() time.Time
-	enc    zapcore.Encoder
+	path    string
+	fs      fileSystem
+	log     *zap.Logger
+	onSync  func(time.Duration, error)
+	now     func() time.Time
+	timeout time.Duration
+	format  string
+	enc     zapcore.Encoder
 
 	mu      sync.Mutex
 	pending *batch // records waiting for the next append, nil if none
 	spare   []byte // a committed batch's buffer, for reuse
 	closed  bool
-	kick    chan struct{} // wakes the flusher; one slot
-	stopped chan struct{} // closed when the flusher has exited
+	// stuck is set from the moment an append outlives the timeout until
+	// the call that hung returns; meanwhile records are refused at once.
+	stuck      bool
+	stuckSince time.Time
+	stuckCh    chan struct{} // closed when stuck is set; replaced when it clears
+	kick       chan struct{} // wakes the flusher; one slot
+	stopped    chan struct{} // closed when the flusher has exited
+
+	// The flusher, the timeout and the refused Writes all account failures.
+	omu    sync.Mutex
+	outage outage
 
 	// Owned by the flusher goroutine.
-	f        file // nil after a file error, until reopened
-	outage   outage
-	closeErr error // read by Close after stopped is closed
+	f        file     // nil after a file error, until reopened
+	presence presence // this writer's announcement; nil unless a regular file
+	closeErr error    // read by Close after stopped is closed
 }
 
 // batch is a group of records appended with one write and one fsync.
@@ -105,6 +172,16 @@ type batch struct {
 	records int
 	done    chan struct{} // closed once err is set
 	err     error
+	// The flusher and the timeout race to decide the batch, under
+	// Journal.mu: whichever sets its flag first decides, the other backs off.
+	settled bool // the flusher made it durable in time, or saw it fail
+	expired bool // the timeout failed it
+}
+
+// fail gives the batch its error and wakes its writers.
+func (b *batch) fail(err error) {
+	b.err = err
+	close(b.done)
 }
 
 // outage tracks a run of failed appends for rate-limited logging.
@@ -116,8 +193,9 @@ type outage struct {
 }
 
 // OpenJournal opens (creating it with mode 0600 if needed) the journal
-// file at path, moves away a torn last line left by a crash, and starts
-// the goroutine that appends records. Close releases it.
+// file at path, moves away a torn last line left by a crash, completes the
+// records of requests a crash interrupted, and starts the goroutine that
+// appends records. Close releases it.
 func OpenJournal(path string, opts JournalOptions) (*Journal, error) {
 	return openJournal(path, opts, osFileSystem)
 }
@@ -132,7 +210,10 @@ func openJournal(path string, opts JournalOptions, fs fileSystem) (*Journal, err
 		log:     opts.Logger,
 		onSync:  opts.OnSync,
 		now:     opts.Now,
+		timeout: opts.Timeout,
+		format:  opts.Format,
 		enc:     zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+		stuckCh: make(chan struct{}),
 		kick:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
@@ -142,13 +223,48 @@ func openJournal(path string, opts JournalOptions, fs fileSystem) (*Journal, err
 	if j.now == nil {
 		j.now = time.Now
 	}
+	if j.timeout <= 0 {
+		j.timeout = defaultJournalTimeout
+	}
 	f, err := j.open()
 	if err != nil {
 		return nil, fmt.Errorf("open audit journal %s: %w", path, err)
 	}
 	j.f = f
+	if err := j.announce(); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("open audit journal %s: %w", path, err)
+	}
 	go j.run()
 	return j, nil
+}
+
+// announce registers this writer of the file and, if no other writer has
+// it open, completes the records a crash interrupted before sharing it.
+func (j *Journal) announce() error {
+	fi, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil // a device or a pipe: nothing to read back
+	}
+	p, alone, err := j.fs.announce(j.path)
+	if err != nil {
+		return fmt.Errorf("announce this writer: %w", err)
+	}
+	if alone {
+		if err := j.completeInterrupted(); err != nil {
+			_ = p.Close()
+			return err
+		}
+		if err := p.Share(); err != nil {
+			_ = p.Close()
+			return fmt.Errorf("share the file with other writers: %w", err)
+		}
+	}
+	j.presence = p
+	return nil
 }
 
 // Path returns the path the journal was opened with.
@@ -168,23 +284,32 @@ func (j *Journal) Write(r *Record) error {
 // Append queues the record for the next group commit and returns without
 // waiting for it: for a record nothing waits on, such as a completed one.
 // It is on disk once a later Write returns or Close has returned; a failure
-// to append it is logged like any other. The error is about encoding or a
-// closed journal only.
+// to append it is logged like any other. The error is about encoding, a
+// closed journal or a stuck append only.
 func (j *Journal) Append(r *Record) error {
 	_, err := j.enqueue(r)
 	return err
 }
 
-// enqueue adds the record's line to the pending batch and returns it.
-func (j *Journal) enqueue(r *Record) (*batch, error) {
+// encode renders the record as the log sink's line.
+func (j *Journal) encode(r *Record) (*buffer.Buffer, error) {
 	line, err := j.enc.EncodeEntry(zapcore.Entry{
 		Level:      zapcore.InfoLevel,
 		Time:       j.now(),
 		LoggerName: journalLoggerName,
 		Message:    journalMessage,
-	}, []zapcore.Field{zap.Inline(r)})
+	}, []zapcore.Field{recordField(r, j.format)})
 	if err != nil {
 		return nil, fmt.Errorf("encode audit record for journal %s: %w", j.path, err)
+	}
+	return line, nil
+}
+
+// enqueue adds the record's line to the pending batch and returns it.
+func (j *Journal) enqueue(r *Record) (*batch, error) {
+	line, err := j.encode(r)
+	if err != nil {
+		return nil, err
 	}
 
 	j.mu.Lock()
@@ -192,6 +317,15 @@ func (j *Journal) enqueue(r *Record) (*batch, error) {
 		j.mu.Unlock()
 		line.Free()
 		return nil, fmt.Errorf("append audit record to journal %s: %w", j.path, ErrJournalClosed)
+	}
+	if j.stuck {
+		since := j.stuckSince
+		j.mu.Unlock()
+		line.Free()
+		err := fmt.Errorf("append audit record to journal %s: an append has been stuck since %s: %w",
+			j.path, since.Format(time.RFC3339Nano), ErrJournalTimeout)
+		j.account(err, 1)
+		return nil, err
 	}
 	b := j.pending
 	if b == nil {
@@ -212,6 +346,9 @@ func (j *Journal) enqueue(r *Record) (*batch, error) {
 
 // Close appends what is pending, closes the file and stops the flusher.
 // Writes that were already waiting complete or fail; later ones fail.
+// While an append is stuck past the timeout, Close returns at once with an
+// error wrapping ErrJournalTimeout; the flusher closes the file and exits
+// when the stuck call returns.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
@@ -223,13 +360,19 @@ func (j *Journal) Close() error {
 	case j.kick <- struct{}{}:
 	default: // a kick is already queued; the flusher will see closed
 	}
+	stuck := j.stuckCh
 	j.mu.Unlock()
-	<-j.stopped
-	return j.closeErr
+	select {
+	case <-j.stopped:
+		return j.closeErr
+	case <-stuck:
+		return fmt.Errorf("close audit journal %s: %w: the file is closed once the stuck call returns", j.path, ErrJournalTimeout)
+	}
 }
 
 // run is the flusher: it appends each pending batch in turn, so that the
-// records arriving during one fsync share the next.
+// records arriving during one fsync share the next. It is the only
+// goroutine that touches the file, so a hung disk holds it alone.
 func (j *Journal) run() {
 	defer close(j.stopped)
 	for range j.kick {
@@ -239,7 +382,6 @@ func (j *Journal) run() {
 		j.mu.Unlock()
 		if b != nil {
 			j.commit(b)
-			close(b.done)
 			if cap(b.buf) <= maxSpareBatch {
 				j.mu.Lock()
 				j.spare = b.buf[:0]
@@ -247,33 +389,118 @@ func (j *Journal) run() {
 			}
 		}
 		if closed {
-			if j.f != nil {
-				if err := j.f.Close(); err != nil {
-					j.closeErr = fmt.Errorf("close audit journal %s: %w", j.path, err)
-				}
-				j.f = nil
-			}
+			j.closeErr = j.closeFile()
 			return
 		}
 	}
 }
 
-// commit makes b durable or sets the error its writers return.
+// closeFile closes the file and withdraws this writer's announcement.
+func (j *Journal) closeFile() error {
+	var errs []error
+	if j.f != nil {
+		errs = append(errs, j.f.Close())
+		j.f = nil
+	}
+	if j.presence != nil {
+		errs = append(errs, j.presence.Close())
+		j.presence = nil
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close audit journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// commit makes b durable or sets the error its writers return, at the
+// latest when the timeout fails it. OnSync and the outage log see the
+// outcome before the writers do.
 func (j *Journal) commit(b *batch) {
 	start := time.Now()
-	err := j.appendSync(b.buf)
+	timer := time.AfterFunc(j.timeout, func() { j.expire(b) })
+	err := j.appendSync(b)
+	timer.Stop()
+	decided := j.settle(b)
 	if j.onSync != nil {
 		j.onSync(time.Since(start), err)
+	}
+	if !decided {
+		return // the timeout failed b and accounted for it
 	}
 	j.account(err, b.records)
 	if err != nil {
 		b.err = fmt.Errorf("append audit record to journal %s: %w", j.path, err)
 	}
+	close(b.done)
 }
 
-// appendSync writes p at the end of the file and fsyncs it. On failure it
+// expire fails b, whose append has outlived the timeout, with the batch
+// queued behind it, and makes the journal refuse records until the call
+// that hung returns. It backs off if the flusher has settled b.
+func (j *Journal) expire(b *batch) {
+	j.mu.Lock()
+	if b.settled {
+		j.mu.Unlock()
+		return
+	}
+	b.expired = true
+	j.stuck, j.stuckSince = true, j.now()
+	close(j.stuckCh)
+	failed := []*batch{b}
+	if p := j.pending; p != nil {
+		j.pending = nil
+		failed = append(failed, p)
+	}
+	j.mu.Unlock()
+	// Nothing else touches them now: the flusher backs off b, which is
+	// expired, and enqueue no longer sees the pending batch.
+	err := fmt.Errorf("append audit record to journal %s: %w: not on disk after %v", j.path, ErrJournalTimeout, j.timeout)
+	refused := 0
+	for _, f := range failed {
+		refused += f.records
+	}
+	j.account(err, refused)
+	for _, f := range failed {
+		f.fail(err)
+	}
+}
+
+// settle makes the flusher the one to decide b, and reports whether it
+// is: when the timeout failed b first, the call that hung has returned,
+// and the journal takes records again.
+func (j *Journal) settle(b *batch) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if b.expired {
+		j.stuck, j.stuckSince = false, time.Time{}
+		j.stuckCh = make(chan struct{})
+		return false
+	}
+	b.settled = true
+	return true
+}
+
+// claim settles b as durable, unless the timeout failed it first.
+func (j *Journal) claim(b *batch) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if b.expired {
+		return false
+	}
+	b.settled = true
+	return true
+}
+
+// isExpired reports whether the timeout has failed b.
+func (j *Journal) isExpired(b *batch) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return b.expired
+}
+
+// appendSync writes b at the end of the file and fsyncs it. On failure it
 // drops the file, so that the next batch reopens the path.
-func (j *Journal) appendSync(p []byte) error {
+func (j *Journal) appendSync(b *batch) error {
 	if j.f == nil {
 		f, err := j.open()
 		if err != nil {
@@ -285,20 +512,20 @@ func (j *Journal) appendSync(p []byte) error {
 		j.drop()
 		return fmt.Errorf("lock: %w", err)
 	}
-	if err := j.appendLocked(p); err != nil {
+	if err := j.appendLocked(b); err != nil {
 		j.drop() // closing the file also releases the lock
 		return err
 	}
 	if err := j.f.Unlock(); err != nil {
-		// p is durable; only the descriptor is suspect.
+		// b is durable; only the descriptor is suspect.
 		j.drop()
 	}
 	return nil
 }
 
-// appendLocked appends p under the file lock, truncating back to the
-// previous size if it cannot be made durable.
-func (j *Journal) appendLocked(p []byte) error {
+// appendLocked appends b under the file lock, truncating back to the
+// previous size if it cannot be made durable in time.
+func (j *Journal) appendLocked(b *batch) error {
 	fi, err := j.f.Stat()
 	if err != nil {
 		return fmt.Errorf("stat: %w", err)
@@ -311,8 +538,12 @@ func (j *Journal) appendLocked(p []byte) error {
 			return err
 		}
 	}
-	n, err := j.f.Write(p)
-	if err == nil && n < len(p) {
+	if j.isExpired(b) {
+		// Its writers were told it failed: do not write it now.
+		return fmt.Errorf("not written: %w", ErrJournalTimeout)
+	}
+	n, err := j.f.Write(b.buf)
+	if err == nil && n < len(b.buf) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
@@ -331,6 +562,19 @@ func (j *Journal) appendLocked(p []byte) error {
 		_ = j.f.Truncate(good)
 		return fmt.Errorf("fsync: %w", err)
 	}
+	// Decided while the lock is held, so that lines to take back are
+	// still the last of the file.
+	if !j.claim(b) {
+		// Durable, but too late: the writers were told it failed.
+		err := j.f.Truncate(good)
+		if err == nil {
+			err = j.f.Sync()
+		}
+		if err != nil {
+			return fmt.Errorf("%w: appended late (taking the lines back: %v)", ErrJournalTimeout, err)
+		}
+		return fmt.Errorf("%w: appended late, and taken back", ErrJournalTimeout)
+	}
 	return nil
 }
 
@@ -343,6 +587,8 @@ func (j *Journal) drop() {
 // account logs the first failure of an outage, then at most one ERROR per
 // failureLogEvery while it lasts, and one INFO when an append succeeds again.
 func (j *Journal) account(err error, records int) {
+	j.omu.Lock()
+	defer j.omu.Unlock()
 	now := j.now()
 	o := &j.outage
 	if err == nil {

@@ -21,14 +21,27 @@ type file interface {
 	Close() error
 }
 
-// fileSystem is how the journal opens its file and makes directory
-// entries durable.
+// fileSystem is how the journal opens its file, makes directory entries
+// durable and tells other writers of the file that it has it open.
 type fileSystem struct {
 	open    func(path string) (file, error)
 	syncDir func(dir string) error
+	// announce registers a writer of the journal at path until the
+	// presence is closed. alone reports that no other writer, in this
+	// process or another, had it open; the presence then keeps others
+	// from announcing themselves until Share.
+	announce func(path string) (p presence, alone bool, err error)
 }
 
-var osFileSystem = fileSystem{open: openAppend, syncDir: syncDir}
+// presence is a writer's announcement that it has a journal open.
+type presence interface {
+	// Share lets other writers announce themselves.
+	Share() error
+	// Close withdraws the announcement.
+	Close() error
+}
+
+var osFileSystem = fileSystem{open: openAppend, syncDir: syncDir, announce: announceWriter}
 
 // osFile is a journal file: an append-only descriptor for writing and a
 // read-only one of the same file for checking its tail. Lock and Unlock

@@ -2,6 +2,11 @@
 
 package audit
 
+import (
+	"path/filepath"
+	"sync"
+)
+
 // Lock does nothing where flock is unavailable: one writer per file.
 func (osFile) Lock() error { return nil }
 
@@ -10,3 +15,39 @@ func (osFile) Unlock() error { return nil }
 
 // syncDir does nothing: directories cannot be fsynced portably here.
 func syncDir(string) error { return nil }
+
+// writers counts the open journals of this process by path: without
+// flock, the writers of one file can only be known within one process,
+// which is enough for a reload.
+var writers = struct {
+	sync.Mutex
+	open map[string]int
+}{open: map[string]int{}}
+
+// announceWriter registers the journal at path in writers.
+func announceWriter(path string) (presence, bool, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, false, err
+	}
+	writers.Lock()
+	defer writers.Unlock()
+	writers.open[abs]++
+	return registration(abs), writers.open[abs] == 1, nil
+}
+
+// registration is a presence in writers.
+type registration string
+
+// Share does nothing: a registration never keeps others out.
+func (registration) Share() error { return nil }
+
+// Close removes the registration.
+func (r registration) Close() error {
+	writers.Lock()
+	defer writers.Unlock()
+	if writers.open[string(r)]--; writers.open[string(r)] == 0 {
+		delete(writers.open, string(r))
+	}
+	return nil
+}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/zap"
@@ -47,15 +48,17 @@ func (c *journalClock) NewTicker(d time.Duration) *time.Ticker { return time.New
 // faults is a file system over the real one whose journal files fail on
 // demand, and which counts what the journal asks of it.
 type faults struct {
-	mu       sync.Mutex
-	openErr  error         // open fails with it
-	writeErr error         // Write writes half its bytes, then fails with it
-	syncErr  error         // Sync fails with it
-	truncErr error         // Truncate fails with it
-	syncGate chan struct{} // Sync waits for it to be closed
-	opens    int
-	syncs    int // Sync calls begun, including those waiting at the gate
-	dirSyncs []string
+	mu        sync.Mutex
+	openErr   error         // open fails with it
+	writeErr  error         // Write writes half its bytes, then fails with it
+	syncErr   error         // Sync fails with it
+	truncErr  error         // Truncate fails with it
+	syncGate  chan struct{} // Sync waits for it to be closed
+	writeGate chan struct{} // Write waits for it to be closed
+	openGate  chan struct{} // open waits for it to be closed
+	opens     int
+	syncs     int // Sync calls begun, including those waiting at the gate
+	dirSyncs  []string
 }
 
 func (fl *faults) fs() fileSystem {
@@ -63,8 +66,11 @@ func (fl *faults) fs() fileSystem {
 		open: func(path string) (file, error) {
 			fl.mu.Lock()
 			fl.opens++
-			err := fl.openErr
+			err, gate := fl.openErr, fl.openGate
 			fl.mu.Unlock()
+			if gate != nil {
+				<-gate
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -80,6 +86,7 @@ func (fl *faults) fs() fileSystem {
 			fl.mu.Unlock()
 			return syncDir(dir)
 		},
+		announce: announceWriter,
 	}
 }
 
@@ -102,8 +109,11 @@ type faultyFile struct {
 
 func (f *faultyFile) Write(p []byte) (int, error) {
 	f.faults.mu.Lock()
-	err := f.faults.writeErr
+	err, gate := f.faults.writeErr, f.faults.writeGate
 	f.faults.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	if err == nil {
 		return f.file.Write(p)
 	}
@@ -191,7 +201,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// pendingRecords is how many records wait for the next append.
 // holdFirstFsync starts a Write of id whose fsync stays open (and then
 // fails with syncErr, if set) until release is called, and returns once
 // that fsync has begun; the Write's result arrives on errs.
@@ -205,6 +214,7 @@ func holdFirstFsync(t *testing.T, j *Journal, fl *faults, syncErr error, id stri
 	return release
 }
 
+// pendingRecords is how many records wait for the next append.
 func pendingRecords(j *Journal) int {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -225,19 +235,23 @@ func within(t *testing.T, what string, done <-chan struct{}) {
 }
 
 func TestJournalLineIsTheLogSinkLine(t *testing.T) {
+	everyField := &Record{
+		AuditID: "a2", Stage: StageCompleted, Decision: Forwarded, Status: 200, UpstreamStatus: 200,
+		Service: "vault.googleapis.com", Method: "vault.operations.cancel", Operation: "operations/x/y",
+		Principal: "ops@example.com", TokenID: "0123456789abcdef",
+		ScopesAccepted: []string{"https://www.googleapis.com/auth/ediscovery"},
+		ScopeUsed:      "https://www.googleapis.com/auth/ediscovery",
+		ClientIP:       "192.0.2.1", UserAgent: "ua \"quoted\"\n", Duration: 1500 * time.Millisecond,
+	}
 	tests := []struct {
-		name string
-		rec  *Record
+		name   string
+		format string
+		rec    *Record
 	}{
 		{name: "received record", rec: record("a1")},
-		{name: "completed record with every field", rec: &Record{
-			AuditID: "a2", Stage: StageCompleted, Decision: Forwarded, Status: 200, UpstreamStatus: 200,
-			Service: "vault.googleapis.com", Method: "vault.operations.cancel", Operation: "operations/x/y",
-			Principal: "ops@example.com", TokenID: "0123456789abcdef",
-			ScopesAccepted: []string{"https://www.googleapis.com/auth/ediscovery"},
-			ScopeUsed:      "https://www.googleapis.com/auth/ediscovery",
-			ClientIP:       "192.0.2.1", UserAgent: "ua \"quoted\"\n", Duration: 1500 * time.Millisecond,
-		}},
+		{name: "completed record with every field", rec: everyField},
+		{name: "received record as a Cloud Audit Logs entry", format: FormatCloudAuditLog, rec: record("a1")},
+		{name: "completed record as a Cloud Audit Logs entry", format: FormatCloudAuditLog, rec: everyField},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,13 +260,13 @@ func TestJournalLineIsTheLogSinkLine(t *testing.T) {
 			// encoder, logger named after the handler plus "audit".
 			var logged bytes.Buffer
 			core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logged), zapcore.InfoLevel)
-			sink := Logger{L: zap.New(core, zap.WithClock(clock)).Named("http.handlers").Named("lro_cancel").Named("audit")}
+			sink := Logger{L: zap.New(core, zap.WithClock(clock)).Named("http.handlers").Named("lro_cancel").Named("audit"), Format: tt.format}
 			if err := sink.Write(tt.rec); err != nil {
 				t.Fatal(err)
 			}
 
 			path := filepath.Join(t.TempDir(), "journal")
-			j, err := OpenJournal(path, JournalOptions{Now: clock.Now})
+			j, err := OpenJournal(path, JournalOptions{Now: clock.Now, Format: tt.format})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -882,6 +896,506 @@ func TestJournalWriteAfterCloseFails(t *testing.T) {
 	if ids := journalIDs(t, path); len(ids) != 0 {
 		t.Errorf("journal holds %q, want nothing", ids)
 	}
+}
+
+// countFDs is how many descriptors the process has open, or -1 where
+// /proc/self/fd does not say.
+func countFDs() int {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(fds)
+}
+
+// The timeout tests run in a synctest bubble: its clock moves only when
+// every goroutine is blocked, so "at the timeout" and "at once" are exact
+// instants of a fake clock rather than measurements.
+func TestJournalFailsAHungAppendAtTheTimeout(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration // JournalOptions.Timeout
+		want    time.Duration // when the hung Write fails
+		// hang makes the next append block until gate is closed; it may
+		// first make the journal drop its file, so that the reopen hangs.
+		hang func(t *testing.T, j *Journal, fl *faults, gate chan struct{})
+		// failedBefore is how many records hang refused, beginning the
+		// outage (and logging its ERROR) before the append hangs.
+		failedBefore int
+		lateErr      error // what the hung call finally reports, wrapped
+	}{
+		{
+			name: "a hung fsync that succeeds late is taken back", timeout: time.Second, want: time.Second,
+			hang: func(_ *testing.T, _ *Journal, fl *faults, gate chan struct{}) {
+				fl.update(func(fl *faults) { fl.syncGate = gate })
+			},
+			lateErr: ErrJournalTimeout,
+		},
+		{
+			name: "a hung fsync that fails late", timeout: time.Second, want: time.Second,
+			hang: func(_ *testing.T, _ *Journal, fl *faults, gate chan struct{}) {
+				fl.update(func(fl *faults) { fl.syncGate, fl.syncErr = gate, syscall.EIO })
+			},
+			lateErr: syscall.EIO,
+		},
+		{
+			name: "a hung write", timeout: time.Second, want: time.Second,
+			hang: func(_ *testing.T, _ *Journal, fl *faults, gate chan struct{}) {
+				fl.update(func(fl *faults) { fl.writeGate = gate })
+			},
+			lateErr: ErrJournalTimeout,
+		},
+		{
+			name: "a hung reopen after a failure", timeout: time.Second, want: time.Second,
+			hang: func(t *testing.T, j *Journal, fl *faults, gate chan struct{}) {
+				fl.update(func(fl *faults) { fl.writeErr = syscall.EIO })
+				if err := j.Write(record("dropped")); !errors.Is(err, syscall.EIO) {
+					t.Fatalf("Write through a failing file returned %v", err)
+				}
+				fl.update(func(fl *faults) { fl.writeErr, fl.openGate = nil, gate })
+			},
+			failedBefore: 1,
+			lateErr:      ErrJournalTimeout,
+		},
+		{
+			name: "no timeout set means 5s", want: 5 * time.Second,
+			hang: func(_ *testing.T, _ *Journal, fl *faults, gate chan struct{}) {
+				fl.update(func(fl *faults) { fl.syncGate = gate })
+			},
+			lateErr: ErrJournalTimeout,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "journal")
+				fl := &faults{}
+				core, logs := observer.New(zapcore.InfoLevel)
+				attempts := make(chan error, 16) // OnSync's outcomes
+				j, err := openJournal(path, JournalOptions{
+					Logger:  zap.New(core),
+					Timeout: tt.timeout,
+					OnSync:  func(_ time.Duration, err error) { attempts <- err },
+				}, fl.fs())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer j.Close() // should the test stop early; after release
+				if err := j.Write(record("before")); err != nil {
+					t.Fatal(err)
+				}
+				gate := make(chan struct{})
+				release := sync.OnceFunc(func() { close(gate) })
+				defer release()
+				tt.hang(t, j, fl, gate)
+				for len(attempts) > 0 {
+					<-attempts
+				}
+				logs.TakeAll()
+
+				// One Write hangs in the call; a second queues behind it.
+				start := time.Now()
+				hung, queued := make(chan error, 1), make(chan error, 1)
+				go func() { hung <- j.Write(record("hung")) }()
+				synctest.Wait()
+				go func() { queued <- j.Write(record("queued")) }()
+				synctest.Wait()
+				for _, w := range []struct {
+					name string
+					errs chan error
+				}{{"the hung Write", hung}, {"the Write queued behind it", queued}} {
+					if err := <-w.errs; !errors.Is(err, ErrJournalTimeout) {
+						t.Errorf("%s returned %v, want an error wrapping ErrJournalTimeout", w.name, err)
+					}
+					if got := time.Since(start); got != tt.want {
+						t.Errorf("%s returned after %v, want %v", w.name, got, tt.want)
+					}
+				}
+
+				// While the call stays hung, records are refused at once,
+				// without a goroutine, a descriptor or a call to the disk.
+				// The test's own goroutine writes them, so that every
+				// goroutine counted after is one the journal left.
+				const refused = 100
+				goroutines, fds := runtime.NumGoroutine(), countFDs()
+				opens, syncs := fl.count()
+				start = time.Now()
+				for i := range refused {
+					if err := j.Write(record(fmt.Sprintf("refused%d", i))); !errors.Is(err, ErrJournalTimeout) {
+						t.Fatalf("Write while the append is hung returned %v, want an error wrapping ErrJournalTimeout", err)
+					}
+				}
+				if err := j.Append(record("appended")); !errors.Is(err, ErrJournalTimeout) {
+					t.Errorf("Append while the append is hung returned %v, want an error wrapping ErrJournalTimeout", err)
+				}
+				if waited := time.Since(start); waited != 0 {
+					t.Errorf("Writes while the append is hung waited %v, want none", waited)
+				}
+				if got := runtime.NumGoroutine(); got > goroutines {
+					t.Errorf("%d goroutines after %d refused Writes, %d before", got, refused, goroutines)
+				}
+				if got := countFDs(); got != fds {
+					t.Errorf("%d descriptors open after %d refused Writes, %d before", got, refused, fds)
+				}
+				if o, s := fl.count(); o != opens || s != syncs {
+					t.Errorf("refused Writes opened the file %d times and synced it %d times, want neither", o-opens, s-syncs)
+				}
+
+				// The disk comes back: the hung call returns, the journal
+				// takes its lines back and the next Write succeeds.
+				fl.update(func(fl *faults) { fl.syncErr = nil })
+				release()
+				if err := <-attempts; !errors.Is(err, tt.lateErr) {
+					t.Errorf("the hung append finally reported %v, want an error wrapping %v", err, tt.lateErr)
+				}
+				if err := j.Write(record("after")); err != nil {
+					t.Fatalf("Write after the disk came back: %v", err)
+				}
+				if err := j.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if got, want := journalIDs(t, path), []string{"before", "after"}; !slices.Equal(got, want) {
+					t.Errorf("journal holds %q, want %q", got, want)
+				}
+				if torn, _ := filepath.Glob(path + ".torn.*"); len(torn) != 0 {
+					t.Errorf("torn copies %q, want none", torn)
+				}
+				type entry struct {
+					level   zapcore.Level
+					refused int64
+				}
+				var got []entry
+				for _, e := range logs.All() {
+					got = append(got, entry{e.Level, e.ContextMap()["records_refused"].(int64)})
+				}
+				// One ERROR as the outage begins (at the timeout, for the
+				// hung and the queued record, unless hang began it), one
+				// INFO with every refused record when the journal recovers.
+				want := []entry{{zapcore.ErrorLevel, 2}, {zapcore.InfoLevel, 2 + refused + 1}}
+				if tt.failedBefore > 0 {
+					want = []entry{{zapcore.InfoLevel, int64(tt.failedBefore) + 2 + refused + 1}}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("logged (level, records_refused) %v, want %v", got, want)
+				}
+			})
+		})
+	}
+}
+
+func TestJournalCloseDoesNotWaitForAHungAppend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "journal")
+		fl := &faults{}
+		j, err := openJournal(path, JournalOptions{Timeout: time.Second}, fl.fs())
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 1)
+		start := time.Now()
+		release := holdFirstFsync(t, j, fl, nil, "hung", errs)
+		defer release()
+		if err := j.Close(); !errors.Is(err, ErrJournalTimeout) {
+			t.Errorf("Close during a hung append returned %v, want an error wrapping ErrJournalTimeout", err)
+		}
+		if got := time.Since(start); got != time.Second {
+			t.Errorf("Close returned after %v, want the 1s timeout", got)
+		}
+		if err := <-errs; !errors.Is(err, ErrJournalTimeout) {
+			t.Errorf("the hung Write returned %v, want an error wrapping ErrJournalTimeout", err)
+		}
+		// Once the call returns, the flusher takes the line back, closes
+		// the file and exits: synctest.Test fails if a goroutine is left.
+		release()
+		synctest.Wait()
+		if ids := journalIDs(t, path); len(ids) != 0 {
+			t.Errorf("journal holds %q, want nothing", ids)
+		}
+	})
+}
+
+// encodeLine is the journal's line for r at journalEpoch.
+func encodeLine(t *testing.T, r *Record) string { return encodeLineAs(t, FormatJSON, r) }
+
+// encodeLineAs is the journal's line for r at journalEpoch in a format.
+func encodeLineAs(t *testing.T, format string, r *Record) string {
+	t.Helper()
+	j := &Journal{path: "test", format: format, enc: zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), now: func() time.Time { return journalEpoch }}
+	line, err := j.encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer line.Free()
+	return line.String()
+}
+
+// received is a received record with every field a record can carry
+// before its request is decided, and some it gains after.
+func received(id string) *Record {
+	r := record(id)
+	r.Principal, r.TokenID, r.Protocol = "ops@example.com", "0123456789abcdef", "grpc"
+	r.ScopesAccepted = []string{"https://www.googleapis.com/auth/ediscovery"}
+	r.ScopeUsed = "https://www.googleapis.com/auth/ediscovery"
+	return r
+}
+
+func completed(id string) *Record {
+	r := received(id)
+	r.Stage, r.Decision, r.Status, r.UpstreamStatus, r.Duration = StageCompleted, Forwarded, 200, 200, time.Second
+	return r
+}
+
+// interruptedLine is the line recovery appends for received(id).
+func interruptedLine(t *testing.T, id string) string { return interruptedLineAs(t, FormatJSON, id) }
+
+// interruptedLineAs is the line recovery appends for received(id) in a
+// journal of the given format.
+func interruptedLineAs(t *testing.T, format, id string) string {
+	r := received(id)
+	return encodeLineAs(t, format, &Record{
+		AuditID: id, Stage: StageCompleted, Decision: Interrupted,
+		Service: r.Service, Method: r.Method, Operation: r.Operation, Principal: r.Principal, TokenID: r.TokenID,
+		ScopesAccepted: r.ScopesAccepted, ScopeUsed: r.ScopeUsed, ClientIP: r.ClientIP, UserAgent: r.UserAgent, Protocol: r.Protocol,
+	})
+}
+
+// openAndClose opens the journal at path, as a restarted gateway does,
+// and returns the WARN lines it logged about interrupted requests.
+func openAndClose(t *testing.T, path string) []observer.LoggedEntry {
+	t.Helper()
+	core, logs := observer.New(zapcore.WarnLevel)
+	j, err := OpenJournal(path, JournalOptions{Logger: zap.New(core), Now: func() time.Time { return journalEpoch }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return logs.FilterMessageSnippet("interrupted").All()
+}
+
+// checkCompleted fails the test unless the file at path is before
+// followed by the interrupted line of each of ids, and one WARN says so.
+func checkCompleted(t *testing.T, path, before string, ids []string, warns []observer.LoggedEntry) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := before
+	for _, id := range ids {
+		want += interruptedLine(t, id)
+	}
+	if string(got) != want {
+		added, _ := strings.CutPrefix(string(got), before)
+		t.Errorf("after the open the journal ends with\n%.2000s\nwant the interrupted lines of %q:\n%.2000s", added, ids, want[len(before):])
+	}
+	switch {
+	case len(ids) == 0 && len(warns) != 0:
+		t.Errorf("logged %v, want nothing", warns[0].ContextMap())
+	case len(ids) > 0 && len(warns) != 1:
+		t.Errorf("%d WARN lines about interrupted requests, want one", len(warns))
+	case len(ids) > 0 && warns[0].ContextMap()["interrupted"] != int64(len(ids)):
+		t.Errorf("WARN says %v interrupted, want %d", warns[0].ContextMap()["interrupted"], len(ids))
+	}
+}
+
+func TestOpenJournalCompletesInterruptedRequests(t *testing.T) {
+	tests := []struct {
+		name    string
+		lines   []*Record // the journal's whole lines, in order
+		extra   string    // raw text after them: lines that are not records, a torn tail
+		wantIDs []string  // the audit ids completed as interrupted, in order
+	}{
+		{name: "an empty journal has nothing to complete"},
+		{name: "a received record alone is completed as interrupted", lines: []*Record{received("a")}, wantIDs: []string{"a"}},
+		{name: "a received and completed pair is left alone", lines: []*Record{received("a"), completed("a")}},
+		{
+			name:    "only the unpaired of several are completed, in file order",
+			lines:   []*Record{received("a"), received("b"), completed("a"), received("c"), received("d"), completed("d"), received("e")},
+			wantIDs: []string{"b", "c", "e"},
+		},
+		{name: "a completed record before its received one does not pair it", lines: []*Record{completed("a"), received("a")}, wantIDs: []string{"a"}},
+		{name: "a received record written twice is completed once", lines: []*Record{received("a"), received("a")}, wantIDs: []string{"a"}},
+		{
+			name:    "lines that are not records are skipped",
+			lines:   []*Record{received("a")},
+			extra:   "not json\n{\"stage\":\"received\"}\n{\"audit_id\":\"x\"}\n[]\n",
+			wantIDs: []string{"a"},
+		},
+		{
+			name:    "a torn tail is moved aside before the records are read",
+			lines:   []*Record{received("a"), completed("a"), received("b")},
+			extra:   `{"audit_id":"c","stage":"received","serv`,
+			wantIDs: []string{"b"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "journal")
+			var before strings.Builder
+			for _, r := range tt.lines {
+				before.WriteString(encodeLine(t, r))
+			}
+			whole, torn, _ := strings.Cut(tt.extra, `{"audit_id":"c"`)
+			if torn != "" {
+				torn = `{"audit_id":"c"` + torn
+			}
+			before.WriteString(whole)
+			if err := os.WriteFile(path, []byte(before.String()+torn), 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			checkCompleted(t, path, before.String(), tt.wantIDs, openAndClose(t, path))
+			if torns, _ := filepath.Glob(path + ".torn.*"); len(torns) != min(len(torn), 1) {
+				t.Errorf("torn copies %q, want %d", torns, min(len(torn), 1))
+			}
+			for _, line := range strings.SplitAfter(strings.TrimPrefix(mustRead(t, path), before.String()), "\n") {
+				if strings.Contains(line, `"status"`) {
+					t.Errorf("an interrupted line has a status: %s", line)
+				}
+			}
+
+			// Opening again finds every pair complete.
+			after := mustRead(t, path)
+			checkCompleted(t, path, after, nil, openAndClose(t, path))
+		})
+	}
+}
+
+// A journal's lines are in its format, and one file can hold both (a
+// reload that changed the format): recovery reads a received record in
+// either and completes it in the journal's own.
+func TestOpenJournalCompletesInterruptedRequestsInEitherFormat(t *testing.T) {
+	tests := []struct {
+		name           string
+		lines, journal string // the received line's format, the reopened journal's
+	}{
+		{name: "a Cloud Audit Logs journal", lines: FormatCloudAuditLog, journal: FormatCloudAuditLog},
+		{name: "a json line completed by a Cloud Audit Logs journal", lines: FormatJSON, journal: FormatCloudAuditLog},
+		{name: "a Cloud Audit Logs line completed by a json journal", lines: FormatCloudAuditLog, journal: FormatJSON},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "journal")
+			before := encodeLineAs(t, tt.lines, received("a")) + encodeLineAs(t, tt.lines, received("b")) + encodeLineAs(t, tt.lines, completed("b"))
+			if err := os.WriteFile(path, []byte(before), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			j, err := OpenJournal(path, JournalOptions{Format: tt.journal, Now: func() time.Time { return journalEpoch }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := mustRead(t, path), before+interruptedLineAs(t, tt.journal, "a"); got != want {
+				t.Errorf("after the open the journal ends with\n%s\nwant\n%s", strings.TrimPrefix(got, before), strings.TrimPrefix(want, before))
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// padLine is a JSON line of n bytes that is not a record.
+func padLine(n int) string {
+	return `{"pad":"` + strings.Repeat("x", n-len(`{"pad":""}`+"\n")) + "\"}\n"
+}
+
+func TestOpenJournalReadsOnlyTheLastEightMiB(t *testing.T) {
+	tests := []struct {
+		name string
+		tail int64 // bytes from the start of the received line "x" to the end
+		want []string
+	}{
+		{name: "a received line that starts the window is completed", tail: recoveryWindow, want: []string{"x"}},
+		{name: "a received line the window's start cuts is not", tail: recoveryWindow + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "journal")
+			x := encodeLine(t, received("x"))
+			// "before" starts well before the window, and is never read.
+			content := encodeLine(t, received("before")) + padLine(4096) + x + padLine(int(tt.tail)-len(x))
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			warns := openAndClose(t, path)
+			checkCompleted(t, path, content, tt.want, warns)
+			if len(warns) == 1 && warns[0].ContextMap()["bytes_read"] != int64(recoveryWindow) {
+				t.Errorf("WARN says %v bytes read, want %d", warns[0].ContextMap()["bytes_read"], recoveryWindow)
+			}
+		})
+	}
+}
+
+// A reload opens the journal while the old handler still has requests in
+// flight: their received records are not interrupted, and get their own
+// completed record.
+func TestOpenJournalLeavesTheRequestsOfAnOpenWriterAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	old, err := OpenJournal(path, JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Write(received("in-flight")); err != nil {
+		t.Fatal(err)
+	}
+	before := mustRead(t, path)
+	core, logs := observer.New(zapcore.WarnLevel)
+	reloaded, err := OpenJournal(path, JournalOptions{Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRead(t, path); got != before {
+		t.Errorf("opening beside an open journal appended %q", strings.TrimPrefix(got, before))
+	}
+	if err := old.Append(completed("in-flight")); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := reloaded.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := logs.Len(); n != 0 {
+		t.Errorf("the reloaded journal logged %d WARN lines, want none", n)
+	}
+	if got := journalIDs(t, path); !slices.Equal(got, []string{"in-flight", "in-flight"}) {
+		t.Errorf("journal holds %q, want the received and the completed line of in-flight", got)
+	}
+	// With every writer closed, the next open finds the pair complete.
+	after := mustRead(t, path)
+	checkCompleted(t, path, after, nil, openAndClose(t, path))
+}
+
+func TestOpenJournalFailsWhenItCannotCompleteInterruptedRequests(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	content := encodeLine(t, received("a"))
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fl := &faults{writeErr: syscall.ENOSPC}
+	if j, err := openJournal(path, JournalOptions{}, fl.fs()); !errors.Is(err, syscall.ENOSPC) {
+		if err == nil {
+			j.Close()
+		}
+		t.Fatalf("opening a journal that cannot be written returned %v, want an error wrapping ENOSPC", err)
+	}
+	if got := mustRead(t, path); got != content {
+		t.Errorf("the failed open left %q after the journal's lines", strings.TrimPrefix(got, content))
+	}
+	// Nothing is held: the next open completes the record.
+	checkCompleted(t, path, content, []string{"a"}, openAndClose(t, path))
 }
 
 func benchRecord() *Record {
