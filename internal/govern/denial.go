@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -217,35 +218,13 @@ func (d *Denial) Status() *spb.Status {
 	return st
 }
 
-// CodeForHTTP is the google.rpc.Code of an HTTP status, as code.proto's
-// "HTTP Mapping" reads backwards (gax-go's choice where several codes
-// share a status).
+// CodeForHTTP is the google.rpc.Code of an HTTP status: OK for 2xx, else
+// googleerr.StatusFor's reading of code.proto's "HTTP Mapping".
 func CodeForHTTP(status int) codes.Code {
-	switch {
-	case status >= 200 && status < 300:
+	if status >= 200 && status < 300 {
 		return codes.OK
-	case status == http.StatusBadRequest:
-		return codes.InvalidArgument
-	case status == http.StatusUnauthorized:
-		return codes.Unauthenticated
-	case status == http.StatusForbidden:
-		return codes.PermissionDenied
-	case status == http.StatusNotFound:
-		return codes.NotFound
-	case status == http.StatusConflict:
-		return codes.Aborted
-	case status == http.StatusTooManyRequests:
-		return codes.ResourceExhausted
-	case status == 499:
-		return codes.Canceled
-	case status == http.StatusNotImplemented:
-		return codes.Unimplemented
-	case status == http.StatusServiceUnavailable:
-		return codes.Unavailable
-	case status == http.StatusGatewayTimeout:
-		return codes.DeadlineExceeded
 	}
-	return codes.Unknown
+	return codes.Code(code.Code_value[googleerr.StatusFor(status)])
 }
 
 func deniedByPolicy(rule string, rec *audit.Record) *Denial {
