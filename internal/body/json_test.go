@@ -62,31 +62,7 @@ func TestReadJSON(t *testing.T) {
 				values[i] = "stale"
 			}
 			v := ReadJSON([]byte(tc.body), tc.fields, values)
-			if tc.wantDesc == "" {
-				if v != nil {
-					t.Fatalf("ReadJSON(%q) = %+v, want %q", tc.body, *v, tc.want)
-				}
-				if !slices.Equal(values, tc.want) {
-					t.Errorf("ReadJSON(%q) read %q, want %q", tc.body, values, tc.want)
-				}
-				return
-			}
-			if v == nil {
-				t.Fatalf("ReadJSON(%q) read %q, want violation %q", tc.body, values, tc.wantDesc)
-			}
-			if v.Field != tc.wantField || !strings.Contains(v.Description, tc.wantDesc) {
-				t.Errorf("ReadJSON(%q) = field %q, %q; want field %q, description containing %q", tc.body, v.Field, v.Description, tc.wantField, tc.wantDesc)
-			}
-			if err := sanitized(v.Description); err != nil {
-				t.Errorf("description %q: %v", v.Description, err)
-			}
-			want := make([]string, len(values))
-			if v.ValuesRead && tc.want != nil {
-				want = tc.want
-			}
-			if !slices.Equal(values, want) {
-				t.Errorf("values after a refusal = %q, want %q", values, want)
-			}
+			checkRead(t, "ReadJSON", tc.body, v, values, readCase{tc.want, tc.wantField, tc.wantDesc})
 		})
 	}
 }

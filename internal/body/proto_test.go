@@ -114,31 +114,7 @@ func TestReadProto(t *testing.T) {
 				values[i] = "stale"
 			}
 			v := ReadProto(tc.msg, tc.fields, values)
-			if tc.wantDesc == "" {
-				if v != nil {
-					t.Fatalf("ReadProto(%q) = %+v, want %q", tc.msg, *v, tc.want)
-				}
-				if !slices.Equal(values, tc.want) {
-					t.Errorf("ReadProto(%q) read %q, want %q", tc.msg, values, tc.want)
-				}
-				return
-			}
-			if v == nil {
-				t.Fatalf("ReadProto(%q) read %q, want violation %q", tc.msg, values, tc.wantDesc)
-			}
-			if v.Field != tc.wantField || !strings.Contains(v.Description, tc.wantDesc) {
-				t.Errorf("ReadProto(%q) = field %q, %q; want field %q, description containing %q", tc.msg, v.Field, v.Description, tc.wantField, tc.wantDesc)
-			}
-			if err := sanitized(v.Description); err != nil {
-				t.Errorf("description %q: %v", v.Description, err)
-			}
-			want := make([]string, len(values))
-			if v.ValuesRead && tc.want != nil {
-				want = tc.want
-			}
-			if !slices.Equal(values, want) {
-				t.Errorf("values after a refusal = %q, want %q", values, want)
-			}
+			checkRead(t, "ReadProto", tc.msg, v, values, readCase{tc.want, tc.wantField, tc.wantDesc})
 		})
 	}
 }
@@ -366,5 +342,43 @@ func keptProto(t *testing.T, msg []byte, fields []ProtoField, v *Violation, valu
 	}
 	if fields[0].Number == 1 && req.Name != values[0] {
 		t.Fatalf("ReadProto(%q) kept name %q, protobuf reads %q", msg, values[0], req.Name)
+	}
+}
+
+// readCase is what one case of a field reader's table expects.
+type readCase struct {
+	want                []string // the values read, or kept past an unknown field
+	wantField, wantDesc string   // the violation; wantDesc "" for none
+}
+
+// checkRead asserts what a field reader (ReadJSON, ReadProto) made of
+// input: the values it read, or the violation, its sanitized description,
+// and the values it leaves: none, or the known fields past an unknown one.
+func checkRead(t *testing.T, reader string, input any, v *Violation, values []string, tc readCase) {
+	t.Helper()
+	if tc.wantDesc == "" {
+		if v != nil {
+			t.Fatalf("%s(%q) = %+v, want %q", reader, input, *v, tc.want)
+		}
+		if !slices.Equal(values, tc.want) {
+			t.Errorf("%s(%q) read %q, want %q", reader, input, values, tc.want)
+		}
+		return
+	}
+	if v == nil {
+		t.Fatalf("%s(%q) read %q, want violation %q", reader, input, values, tc.wantDesc)
+	}
+	if v.Field != tc.wantField || !strings.Contains(v.Description, tc.wantDesc) {
+		t.Errorf("%s(%q) = field %q, %q; want field %q, description containing %q", reader, input, v.Field, v.Description, tc.wantField, tc.wantDesc)
+	}
+	if err := sanitized(v.Description); err != nil {
+		t.Errorf("description %q: %v", v.Description, err)
+	}
+	want := make([]string, len(values))
+	if v.ValuesRead && tc.want != nil {
+		want = tc.want
+	}
+	if !slices.Equal(values, want) {
+		t.Errorf("values after a refusal = %q, want %q", values, want)
 	}
 }
