@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,12 @@ const (
 	// for received records that a crash left without their completed one:
 	// thousands of requests, read in well under a second at startup.
 	recoveryWindow = 8 << 20
+
+	// maxKeptBytes and maxKeptLines bound the completed lines of failed
+	// batches held in memory until the disk works again; beyond either,
+	// the oldest are dropped.
+	maxKeptBytes = 4 << 20
+	maxKeptLines = 10000
 )
 
 // ErrJournalClosed is wrapped by the errors of Write and Close once the
@@ -98,8 +105,26 @@ type JournalOptions struct {
 // they had been fsynced), closes the file, and the next Write reopens the
 // path; a crash before then can leave them, as whole lines. The records
 // refused while the call is stuck are lost, as are those of any failed
-// batch, so a received record can be left without its completed one: the
-// next open that completes interrupted requests (below) completes it.
+// batch, except completed ones (next paragraph), so a received record can
+// be left without its completed one only by a crash or that paragraph's
+// bound: the next open that completes interrupted requests (below)
+// completes it.
+//
+// Completed records outlive an outage. The completed lines of a failed or
+// timed-out batch, and completed records refused while an append is stuck,
+// are kept in memory and written ahead of the next batch's lines
+// (in the same write and fsync), so that each appears in the file exactly
+// once after the disk works again; a batch that fails again keeps them
+// again. Nothing waits on them: they are written with the next Write or
+// Append, or by Close. A kept line is one the failure path took back (or
+// never wrote): when the truncation that should take a batch back fails,
+// its lines may be in the file, so they are dropped rather than kept, and
+// never written twice. Received lines of a failed batch are not kept: their
+// cancels were refused, and the completed lines say so. At most 4 MiB or
+// 10,000 lines are kept; beyond either the oldest are dropped, counted and
+// logged (a WARN at most every 10s, and the total in the recovery INFO), and
+// a crash loses what is kept; in both cases the received record, when it is
+// in the file, is completed as interrupted by the next open that does so.
 //
 // A crash can leave a torn last line, one whose fsync never completed and
 // so was never acknowledged. Opening the journal moves it to
@@ -120,6 +145,15 @@ type JournalOptions struct {
 // other writer does it. Writers announce themselves with a shared flock on
 // <path>.lock, which opening creates; leave that file in place. Without
 // flock (Windows), only the writers in this process are known.
+//
+// Within a process, the journals of one path (the old and new handler
+// during a reload) cover for each other: a completed record appended to a
+// closed journal, by a request that outlived its handler, goes to the
+// newest open journal of the same path, and the kept lines a journal could
+// not write before closing are handed to it (if it writes the same format),
+// so a reload during an outage loses no completed record. After a rotation
+// by rename, such a record lands in the new file, its received one in the
+// renamed file.
 //
 // Rotation: rename the file (mv journal journal.1), then reload the
 // config. The new handler opens the path anew, which creates a fresh file;
@@ -154,7 +188,12 @@ type Journal struct {
 	stuckSince time.Time
 	stuckCh    chan struct{} // closed when stuck is set; replaced when it clears
 	kick       chan struct{} // wakes the flusher; one slot
-	stopped    chan struct{} // closed when the flusher has exited
+	// kept holds, oldest first, the completed lines of failed batches
+	// waiting to be written ahead of the next batch; keptBytes is their
+	// total size.
+	kept      [][]byte
+	keptBytes int
+	stopped   chan struct{} // closed when the flusher has exited
 
 	// The flusher, the timeout and the refused Writes all account failures.
 	omu    sync.Mutex
@@ -169,9 +208,17 @@ type Journal struct {
 // batch is a group of records appended with one write and one fsync.
 type batch struct {
 	buf     []byte
-	records int
-	done    chan struct{} // closed once err is set
-	err     error
+	records int   // the records of its writers; kept lines not included
+	ends    []int // where each line of buf ends
+	// completed marks the lines of buf that are completed records, kept
+	// when the batch fails; carried counts the kept lines at its start.
+	completed []bool
+	carried   int
+	// mayRemain is set when the batch failed but its lines may still be
+	// in the file, since taking them back failed: they are then not kept.
+	mayRemain bool
+	done      chan struct{} // closed once err is set
+	err       error
 	// The flusher and the timeout race to decide the batch, under
 	// Journal.mu: whichever sets its flag first decides, the other backs off.
 	settled bool // the flusher made it durable in time, or saw it fail
@@ -190,6 +237,11 @@ type outage struct {
 	lastLog time.Time
 	refused int // records refused since lastLog
 	total   int // records refused since the outage began
+	// Completed lines kept, and dropped by the bound or a failed take-back.
+	kept       int
+	dropped    int // since lastDrop
+	droppedAll int
+	lastDrop   time.Time
 }
 
 // OpenJournal opens (creating it with mode 0600 if needed) the journal
@@ -235,8 +287,78 @@ func openJournal(path string, opts JournalOptions, fs fileSystem) (*Journal, err
 		_ = f.Close()
 		return nil, fmt.Errorf("open audit journal %s: %w", path, err)
 	}
+	register(j)
 	go j.run()
 	return j, nil
+}
+
+// journals are the open journals of this process by path, oldest first:
+// a journal closed by a reload hands its late completed records, and the
+// kept lines it could not write, to the newest other one of its path.
+var journals = struct {
+	sync.Mutex
+	byPath map[string][]*Journal
+}{byPath: map[string][]*Journal{}}
+
+func journalKey(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return filepath.Clean(path)
+}
+
+func register(j *Journal) {
+	journals.Lock()
+	defer journals.Unlock()
+	k := journalKey(j.path)
+	journals.byPath[k] = append(journals.byPath[k], j)
+}
+
+func unregister(j *Journal) {
+	journals.Lock()
+	defer journals.Unlock()
+	k := journalKey(j.path)
+	list := slices.DeleteFunc(journals.byPath[k], func(o *Journal) bool { return o == j })
+	if len(list) == 0 {
+		delete(journals.byPath, k)
+	} else {
+		journals.byPath[k] = list
+	}
+}
+
+// successor is the newest open journal of j's path other than j, or nil.
+func (j *Journal) successor() *Journal {
+	journals.Lock()
+	defer journals.Unlock()
+	list := journals.byPath[journalKey(j.path)]
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i] != j {
+			return list[i]
+		}
+	}
+	return nil
+}
+
+// handOver keeps lines encoded by a closed journal of the same path and
+// wakes the flusher to write them. It reports false if j is closed or
+// writes another format.
+func (j *Journal) handOver(lines [][]byte, format string) bool {
+	if format != j.format {
+		return false
+	}
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return false
+	}
+	dropped := j.keepLocked(lines)
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
+	j.mu.Unlock()
+	j.accountKept(0, dropped, "the bound")
+	return true
 }
 
 // announce registers this writer of the file and, if no other writer has
@@ -284,8 +406,10 @@ func (j *Journal) Write(r *Record) error {
 // Append queues the record for the next group commit and returns without
 // waiting for it: for a record nothing waits on, such as a completed one.
 // It is on disk once a later Write returns or Close has returned; a failure
-// to append it is logged like any other. The error is about encoding, a
-// closed journal or a stuck append only.
+// to append it is logged like any other, and a completed record whose
+// batch fails is kept and written with a later batch (see Journal). The
+// error is about encoding, a closed journal or a stuck append only; a
+// completed record refused because an append is stuck is kept all the same.
 func (j *Journal) Append(r *Record) error {
 	_, err := j.enqueue(r)
 	return err
@@ -316,15 +440,29 @@ func (j *Journal) enqueue(r *Record) (*batch, error) {
 	if j.closed {
 		j.mu.Unlock()
 		line.Free()
+		if r.Stage == StageCompleted {
+			// A request that outlived its handler's journal (a reload):
+			// the journal of the new handler appends its completed record.
+			if s := j.successor(); s != nil {
+				return s.enqueue(r)
+			}
+		}
 		return nil, fmt.Errorf("append audit record to journal %s: %w", j.path, ErrJournalClosed)
 	}
 	if j.stuck {
 		since := j.stuckSince
+		dropped := 0
+		if r.Stage == StageCompleted {
+			dropped = j.keepLocked([][]byte{bytes.Clone(line.Bytes())})
+		}
 		j.mu.Unlock()
 		line.Free()
 		err := fmt.Errorf("append audit record to journal %s: an append has been stuck since %s: %w",
 			j.path, since.Format(time.RFC3339Nano), ErrJournalTimeout)
 		j.account(err, 1)
+		if r.Stage == StageCompleted {
+			j.accountKept(1, dropped, "the bound")
+		}
 		return nil, err
 	}
 	b := j.pending
@@ -338,6 +476,8 @@ func (j *Journal) enqueue(r *Record) (*batch, error) {
 		}
 	}
 	b.buf = append(b.buf, line.Bytes()...)
+	b.ends = append(b.ends, len(b.buf))
+	b.completed = append(b.completed, r.Stage == StageCompleted)
 	b.records++
 	j.mu.Unlock()
 	line.Free()
@@ -345,7 +485,9 @@ func (j *Journal) enqueue(r *Record) (*batch, error) {
 }
 
 // Close appends what is pending, closes the file and stops the flusher.
-// Writes that were already waiting complete or fail; later ones fail.
+// Writes that were already waiting complete or fail; later ones fail, and
+// later Appends of completed records go to another open journal of the
+// same path, if any (see Journal).
 // While an append is stuck past the timeout, Close returns at once with an
 // error wrapping ErrJournalTimeout; the flusher closes the file and exits
 // when the stuck call returns.
@@ -362,6 +504,7 @@ func (j *Journal) Close() error {
 	}
 	stuck := j.stuckCh
 	j.mu.Unlock()
+	unregister(j)
 	select {
 	case <-j.stopped:
 		return j.closeErr
@@ -379,7 +522,14 @@ func (j *Journal) run() {
 		j.mu.Lock()
 		b, closed := j.pending, j.closed
 		j.pending = nil
+		kept := j.kept
+		j.kept, j.keptBytes = nil, 0
 		j.mu.Unlock()
+		if len(kept) > 0 {
+			// Written ahead of the batch's lines, or alone when nothing is
+			// pending: the next kick after a failure, or Close.
+			b = carry(kept, b)
+		}
 		if b != nil {
 			j.commit(b)
 			if cap(b.buf) <= maxSpareBatch {
@@ -389,10 +539,123 @@ func (j *Journal) run() {
 			}
 		}
 		if closed {
+			j.mu.Lock()
+			lost := j.kept
+			j.kept, j.keptBytes = nil, 0
+			j.mu.Unlock()
+			if len(lost) > 0 {
+				if s := j.successor(); s == nil || !s.handOver(lost, j.format) {
+					j.accountKept(0, len(lost), "closed before the disk worked again")
+				}
+			}
 			j.closeErr = j.closeFile()
 			return
 		}
 	}
+}
+
+// carry returns b with the kept lines put ahead of its own, or a batch
+// of the kept lines alone when b is nil. b's writers wait on b itself.
+func carry(kept [][]byte, b *batch) *batch {
+	if b == nil {
+		b = &batch{done: make(chan struct{})}
+	}
+	n := len(b.buf)
+	for _, l := range kept {
+		n += len(l)
+	}
+	buf := make([]byte, 0, n)
+	ends := make([]int, 0, len(kept)+len(b.ends))
+	completed := make([]bool, 0, len(kept)+len(b.ends))
+	for _, l := range kept {
+		buf = append(buf, l...)
+		ends = append(ends, len(buf))
+		completed = append(completed, true)
+	}
+	base := len(buf)
+	buf = append(buf, b.buf...)
+	for _, e := range b.ends {
+		ends = append(ends, base+e)
+	}
+	b.buf, b.ends = buf, ends
+	b.completed = append(completed, b.completed...)
+	b.carried = len(kept)
+	return b
+}
+
+// completedLines returns copies of the completed lines of b.
+func (b *batch) completedLines() [][]byte {
+	var out [][]byte
+	start := 0
+	for i, end := range b.ends {
+		if b.completed[i] {
+			out = append(out, bytes.Clone(b.buf[start:end]))
+		}
+		start = end
+	}
+	return out
+}
+
+// keepLocked adds lines to the end of the kept ones, dropping the oldest
+// beyond the bound, and returns how many it dropped. j.mu is held.
+func (j *Journal) keepLocked(lines [][]byte) (dropped int) {
+	for _, l := range lines {
+		j.kept = append(j.kept, l)
+		j.keptBytes += len(l)
+	}
+	for len(j.kept) > 0 && (len(j.kept) > maxKeptLines || j.keptBytes > maxKeptBytes) {
+		j.keptBytes -= len(j.kept[0])
+		j.kept[0] = nil
+		j.kept = j.kept[1:]
+		dropped++
+	}
+	if len(j.kept) == 0 {
+		j.kept = nil // let the array go
+	}
+	return dropped
+}
+
+// keepFailed keeps the completed lines of the failed batch b for the next
+// append, unless they may be in the file already.
+func (j *Journal) keepFailed(b *batch) {
+	lines := b.completedLines()
+	if len(lines) == 0 {
+		return
+	}
+	if b.mayRemain {
+		j.accountKept(0, len(lines), "a failed take-back")
+		return
+	}
+	j.mu.Lock()
+	dropped := j.keepLocked(lines)
+	j.mu.Unlock()
+	j.accountKept(len(lines)-b.carried, dropped, "the bound")
+}
+
+// accountKept counts completed lines kept and dropped, and logs drops at
+// most once per failureLogEvery.
+func (j *Journal) accountKept(kept, dropped int, why string) {
+	j.omu.Lock()
+	defer j.omu.Unlock()
+	o := &j.outage
+	o.kept += kept
+	if dropped == 0 {
+		return
+	}
+	o.dropped += dropped
+	o.droppedAll += dropped
+	now := j.now()
+	if !o.lastDrop.IsZero() && now.Sub(o.lastDrop) < failureLogEvery {
+		return
+	}
+	j.log.Warn("dropped completed audit records kept for the audit journal",
+		zap.String("journal", j.path),
+		zap.String("reason", why),
+		zap.Int("dropped", o.dropped),
+		zap.Int("max_lines", maxKeptLines),
+		zap.Int("max_bytes", maxKeptBytes))
+	o.lastDrop = now
+	o.dropped = 0
 }
 
 // closeFile closes the file and withdraws this writer's announcement.
@@ -425,10 +688,14 @@ func (j *Journal) commit(b *batch) {
 		j.onSync(time.Since(start), err)
 	}
 	if !decided {
-		return // the timeout failed b and accounted for it
+		// The timeout failed b and accounted for it; what the stuck call
+		// left is known only now.
+		j.keepFailed(b)
+		return
 	}
 	j.account(err, b.records)
 	if err != nil {
+		j.keepFailed(b)
 		b.err = fmt.Errorf("append audit record to journal %s: %w", j.path, err)
 	}
 	close(b.done)
@@ -447,11 +714,18 @@ func (j *Journal) expire(b *batch) {
 	j.stuck, j.stuckSince = true, j.now()
 	close(j.stuckCh)
 	failed := []*batch{b}
+	kept, dropped := 0, 0
 	if p := j.pending; p != nil {
 		j.pending = nil
 		failed = append(failed, p)
+		// Never written: its completed lines are kept now.
+		lines := p.completedLines()
+		kept, dropped = len(lines), j.keepLocked(lines)
 	}
 	j.mu.Unlock()
+	if kept > 0 {
+		j.accountKept(kept, dropped, "the bound")
+	}
 	// Nothing else touches them now: the flusher backs off b, which is
 	// expired, and enqueue no longer sees the pending batch.
 	err := fmt.Errorf("append audit record to journal %s: %w: not on disk after %v", j.path, ErrJournalTimeout, j.timeout)
@@ -549,6 +823,7 @@ func (j *Journal) appendLocked(b *batch) error {
 	if err != nil {
 		if n > 0 {
 			if terr := j.f.Truncate(good); terr != nil {
+				b.mayRemain = true
 				// The next append, this writer's or another's, moves the
 				// torn line aside before writing.
 				return fmt.Errorf("write: %w (truncating the torn line: %v)", err, terr)
@@ -559,7 +834,9 @@ func (j *Journal) appendLocked(b *batch) error {
 	if err := j.f.Sync(); err != nil {
 		// Best effort: the lines may or may not have reached the disk, but
 		// their writers are told they did not, so take them back.
-		_ = j.f.Truncate(good)
+		if terr := j.f.Truncate(good); terr != nil {
+			b.mayRemain = true
+		}
 		return fmt.Errorf("fsync: %w", err)
 	}
 	// Decided while the lock is held, so that lines to take back are
@@ -571,6 +848,7 @@ func (j *Journal) appendLocked(b *batch) error {
 			err = j.f.Sync()
 		}
 		if err != nil {
+			b.mayRemain = true
 			return fmt.Errorf("%w: appended late (taking the lines back: %v)", ErrJournalTimeout, err)
 		}
 		return fmt.Errorf("%w: appended late, and taken back", ErrJournalTimeout)
@@ -596,8 +874,10 @@ func (j *Journal) account(err error, records int) {
 			j.log.Info("audit journal recovered",
 				zap.String("journal", j.path),
 				zap.Duration("outage", now.Sub(o.since)),
-				zap.Int("records_refused", o.total))
-			*o = outage{}
+				zap.Int("records_refused", o.total),
+				zap.Int("completed_records_kept", o.kept),
+				zap.Int("completed_records_dropped", o.droppedAll))
+			*o = outage{lastDrop: o.lastDrop}
 		}
 		return
 	}
