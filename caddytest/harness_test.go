@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,8 +49,9 @@ type fakeUpstream struct {
 	status atomic.Int32
 	delay  atomic.Int64 // nanoseconds before answering
 	// slowPrefix, when set, limits the delay to paths containing it;
-	// failPrefix makes paths containing it answer 503.
-	slowPrefix, failPrefix atomic.Value
+	// failPrefix makes paths containing it answer 503; resetPrefix makes
+	// them reset the connection without an answer.
+	slowPrefix, failPrefix, resetPrefix atomic.Value
 }
 
 func contains(v *atomic.Value, path string) (set, found bool) {
@@ -68,6 +70,15 @@ func newFakeUpstream(t testing.TB) *fakeUpstream {
 			RawQuery: r.URL.RawQuery, RequestURI: r.RequestURI, Header: r.Header.Clone(), Body: b,
 		})
 		f.mu.Unlock()
+		if _, found := contains(&f.resetPrefix, r.URL.Path); found {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				if tcp, ok := conn.(*net.TCPConn); ok {
+					_ = tcp.SetLinger(0) // RST, not FIN
+				}
+				conn.Close()
+			}
+			return
+		}
 		if set, found := contains(&f.slowPrefix, r.URL.Path); found || !set {
 			time.Sleep(time.Duration(f.delay.Load()))
 		}

@@ -107,6 +107,7 @@ func TestFaultSoakKeepsExactlyOneCompletedRecordPerRequest(t *testing.T) {
 	g.tester.InitServer(soakConfig(g, directive, ""), "caddyfile")
 	g.upstream.slowPrefix.Store("op-slow")
 	g.upstream.delay.Store(int64(300 * time.Millisecond))
+	g.upstream.resetPrefix.Store("op-reset") // the upstream resets these: Caddy answers 502
 
 	client := &http.Client{Transport: caddytest.CreateTestingTransport(), Timeout: 10 * time.Second}
 	const workers = 16
@@ -134,6 +135,7 @@ func TestFaultSoakKeepsExactlyOneCompletedRecordPerRequest(t *testing.T) {
 		{op: "op-slow", header: bearer(tokenVault), hangUp: true},
 		{op: "op-revoked", header: bearer(tokenUnknown)},
 		{op: "op-cloud", header: bearer(tokenCloud)},
+		{op: "op-reset", header: bearer(tokenVault)},
 	}
 	var (
 		mu       sync.Mutex
