@@ -11,8 +11,9 @@ import (
 // counts as the API it aliases) for escapedPath (r.URL.EscapedPath()) is
 // addressed to an HTTP batch endpoint of an API the catalog governs on that
 // host: the batch path of one of the host's APIs (Method.BatchPath), or the
-// generic "/batch" or "/batch/<api>/<version>" (any two non-empty
-// segments), which Google's front end serves for every API.
+// generic "/batch" or "/batch/<api>/<version>" (two plain names:
+// unreserved characters, no dot segment), which Google's front end serves
+// for every API.
 //
 // The gateway must not pass a batch it cannot read for certain, so IsBatch
 // also accepts every spelling a lenient server may read as one of those:
@@ -63,8 +64,11 @@ func (t *hostTable) isBatchPath(path string) bool {
 			return true
 		}
 		if rest[0] == '/' {
+			// An API and a version are plain names: a dot segment, a
+			// backslash or an escape reads otherwise to a lenient server,
+			// and IsBatch tries that reading on its own.
 			api, version, ok := strings.Cut(rest[1:], "/")
-			if ok && api != "" && version != "" && strings.IndexByte(version, '/') < 0 {
+			if ok && plainSegment(api) && plainSegment(version) {
 				return true
 			}
 		}
@@ -75,6 +79,21 @@ func (t *hostTable) isBatchPath(path string) bool {
 		}
 	}
 	return false
+}
+
+// plainSegment reports whether seg is a name every server reads alike:
+// unreserved characters only, and not a dot segment.
+func plainSegment(seg string) bool {
+	if seg == "" || seg == "." || seg == ".." {
+		return false
+	}
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
 }
 
 // spellsBatch reports whether some reading of path may spell "batch": it
