@@ -144,14 +144,9 @@ func (c *Core) Passes(x *Cancel) bool {
 // including when a later handler fails or panics.
 func (c *Core) Serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *Cancel, d Door) error {
 	start := time.Now()
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	var id string
-	if repl != nil {
-		id, _ = repl.GetString("http.request.uuid")
-	}
-	rec := NewRecord(r, id, x)
+	rec := NewRecord(r, AuditID(r), x)
 	w.Header().Set("Audit-Id", rec.AuditID)
-	if repl != nil {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(placeholders(&rec))
 	}
 	defer c.Complete(&rec, start)
@@ -185,6 +180,15 @@ func Refused(den *Denial, rec *audit.Record) *Denial {
 		den.Metadata = map[string]string{"service": rec.Service, "method": rec.Method}
 	}
 	return den
+}
+
+// AuditID is the request's audit id: Caddy's request UUID.
+func AuditID(r *http.Request) string {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		id, _ := repl.GetString("http.request.uuid")
+		return id
+	}
+	return ""
 }
 
 // NewRecord starts the audit record of a cancel.

@@ -35,6 +35,14 @@ type Denial struct {
 	WWWAuthenticate string
 }
 
+// SetChallenge sets the denial's WWW-Authenticate challenge, if it has
+// one, on a response's header: every door's refusal carries it.
+func (d *Denial) SetChallenge(h http.Header) {
+	if d.WWWAuthenticate != "" {
+		h.Set("WWW-Authenticate", d.WWWAuthenticate)
+	}
+}
+
 // HTTPStatus is the HTTP status of the denial's code (google/rpc/code.proto's
 // "HTTP Mapping").
 func (d *Denial) HTTPStatus() int { return HTTPStatus(d.Code) }

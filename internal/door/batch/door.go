@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
@@ -64,7 +63,7 @@ type governed struct {
 // batch refused whole.
 func Serve(core *govern.Core, service string, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, read ReadPart) error {
 	start := time.Now()
-	id := auditID(r)
+	id := govern.AuditID(r)
 	// Read sees one Content-Type and the raw bytes: a second Content-Type,
 	// or a whole-body encoding, would let the upstream read another batch.
 	switch {
@@ -151,12 +150,4 @@ func partName(p Part) string {
 		return id
 	}
 	return strconv.Itoa(p.Index)
-}
-
-func auditID(r *http.Request) string {
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		id, _ := repl.GetString("http.request.uuid")
-		return id
-	}
-	return ""
 }

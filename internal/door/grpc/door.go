@@ -14,7 +14,6 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
 	"github.com/lro-cancel/lro_cancel/internal/door/rest"
-	"github.com/lro-cancel/lro_cancel/internal/googleerr"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
@@ -184,16 +183,11 @@ func (c Call) Door() *Door {
 func (d *Door) Refuse(w http.ResponseWriter, den *govern.Denial, rec *audit.Record) {
 	rec.GRPCStatus, rec.HasGRPCStatus = int(den.Code), true
 	if d.envelope {
-		if den.WWWAuthenticate != "" {
-			w.Header().Set("WWW-Authenticate", den.WWWAuthenticate)
-		}
-		googleerr.Write(w, den.Envelope())
+		rest.WriteEnvelope(w, den)
 		rec.Status = den.HTTPStatus()
 		return
 	}
-	if den.WWWAuthenticate != "" {
-		w.Header().Set("WWW-Authenticate", den.WWWAuthenticate)
-	}
+	den.SetChallenge(w.Header())
 	switch d.wire {
 	case WireGRPC:
 		WriteTrailersOnly(w, den.Status())

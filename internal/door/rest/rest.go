@@ -190,9 +190,7 @@ func (Door) Refuse(w http.ResponseWriter, d *govern.Denial, rec *audit.Record) {
 // WriteEnvelope writes d as Google's JSON error envelope, with its
 // WWW-Authenticate challenge.
 func WriteEnvelope(w http.ResponseWriter, d *govern.Denial) {
-	if d.WWWAuthenticate != "" {
-		w.Header().Set("WWW-Authenticate", d.WWWAuthenticate)
-	}
+	d.SetChallenge(w.Header())
 	googleerr.Write(w, d.Envelope())
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
 	"github.com/lro-cancel/lro_cancel/internal/door/grpc"
-	"github.com/lro-cancel/lro_cancel/internal/googleerr"
+	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
@@ -134,22 +134,18 @@ func (c Call) Door() *Door {
 func (d *Door) Refuse(w http.ResponseWriter, den *govern.Denial, rec *audit.Record) {
 	rec.Status = den.HTTPStatus()
 	rec.GRPCStatus, rec.HasGRPCStatus = int(den.Code), true
-	if den.WWWAuthenticate != "" {
-		w.Header().Set("WWW-Authenticate", den.WWWAuthenticate)
+	if d.proto {
+		if b, err := proto.Marshal(den.Status()); err == nil {
+			den.SetChallenge(w.Header())
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(rec.Status)
+			_, _ = w.Write(b)
+			return
+		}
 	}
-	if !d.proto {
-		googleerr.Write(w, den.Envelope())
-		return
-	}
-	b, err := proto.Marshal(den.Status())
-	if err != nil {
-		googleerr.Write(w, den.Envelope())
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(rec.Status)
-	_, _ = w.Write(b)
+	// JSON callers, and a Status that cannot be marshalled: the envelope.
+	rest.WriteEnvelope(w, den)
 }
 
 // Forward runs the next handler and records its status, and the code a
