@@ -9,6 +9,7 @@
 package audit
 
 import (
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -112,7 +113,7 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if r.TokenID != "" {
 		enc.AddString("token_id", r.TokenID)
 	}
-	if err := enc.AddArray("scopes_accepted", stringArray(r.ScopesAccepted)); err != nil {
+	if err := enc.AddArray("scopes_accepted", (*stringArray)(&r.ScopesAccepted)); err != nil {
 		return err
 	}
 	if r.ScopeUsed != "" {
@@ -141,10 +142,12 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
+// stringArray is used by pointer: a slice in an interface costs an
+// allocation per record, a pointer none.
 type stringArray []string
 
-func (a stringArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
-	for _, s := range a {
+func (a *stringArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, s := range *a {
 		enc.AppendString(s)
 	}
 	return nil
@@ -167,9 +170,22 @@ type Logger struct {
 
 // Write logs the record. It never fails: zap reports its own write errors.
 func (l Logger) Write(r *Record) error {
-	l.L.Info("lro_cancel", recordField(r, l.Format))
+	ce := l.L.Check(zapcore.InfoLevel, "lro_cancel")
+	if ce == nil {
+		return nil
+	}
+	// The field list comes from a pool: as a variadic argument it would
+	// cost an allocation per record. Cores encode (or copy) the fields
+	// before Write returns.
+	f := fieldPool.Get().(*[1]zapcore.Field)
+	f[0] = recordField(r, l.Format)
+	ce.Write(f[:]...)
+	f[0] = zapcore.Field{}
+	fieldPool.Put(f)
 	return nil
 }
+
+var fieldPool = sync.Pool{New: func() any { return new([1]zapcore.Field) }}
 
 // Interface guards
 var (

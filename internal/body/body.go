@@ -16,8 +16,6 @@ package body
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 )
 
@@ -52,25 +50,6 @@ type Violation struct {
 }
 
 var defaultFields = []string{"name"}
-
-// Read reads at most MaxBytes+1 bytes of r. tooLarge reports that r holds
-// more than MaxBytes; the rest is left unread. data holds what was read,
-// also when err is set.
-func Read(r io.Reader) (data []byte, tooLarge bool, err error) {
-	if r == nil || r == http.NoBody {
-		return nil, false, nil
-	}
-	// Not http.MaxBytesReader: it swallows the byte past the limit, and data
-	// must hold every byte taken from r.
-	data, err = io.ReadAll(io.LimitReader(r, MaxBytes+1))
-	switch {
-	case len(data) > MaxBytes:
-		return data, true, nil
-	case err != nil:
-		return data, false, fmt.Errorf("reading request body: %w", err)
-	}
-	return data, false, nil
-}
 
 // TooLarge is the violation for a body longer than MaxBytes.
 func TooLarge() *Violation {

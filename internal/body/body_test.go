@@ -164,6 +164,8 @@ func TestRead(t *testing.T) {
 		{name: "small body read whole", r: strings.NewReader("{}"), want: "{}"},
 		{name: "one byte at a time", r: iotest.OneByteReader(strings.NewReader(`{"name":"operations/x"}`)), want: `{"name":"operations/x"}`},
 		{name: "data with EOF", r: iotest.DataErrReader(strings.NewReader("null")), want: "null"},
+		{name: "a body that fills the inline bytes", r: strings.NewReader(strings.Repeat("x", replayInline)), want: strings.Repeat("x", replayInline)},
+		{name: "one byte past the inline bytes", r: iotest.HalfReader(strings.NewReader(strings.Repeat("y", replayInline+1))), want: strings.Repeat("y", replayInline+1)},
 		{name: "exactly MaxBytes is not too large", r: strings.NewReader(strings.Repeat(" ", MaxBytes)), want: strings.Repeat(" ", MaxBytes)},
 		{name: "MaxBytes+1 is too large", r: strings.NewReader(strings.Repeat(" ", MaxBytes+1)), want: strings.Repeat(" ", MaxBytes+1), wantTooLarge: true},
 		{name: "rest of a large body is left unread", r: strings.NewReader(strings.Repeat(" ", 1<<20)), want: strings.Repeat(" ", MaxBytes+1), wantTooLarge: true, wantRemaining: 1<<20 - MaxBytes - 1},
@@ -171,12 +173,27 @@ func TestRead(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			data, tooLarge, err := Read(tc.r)
+			read, tooLarge, err := Read(tc.r)
+			data := read.Bytes()
 			if string(data) != tc.want || tooLarge != tc.wantTooLarge || !errors.Is(err, tc.wantErr) {
 				t.Errorf("Read = %d bytes, %v, %v; want %d bytes, %v, %v", len(data), tooLarge, err, len(tc.want), tc.wantTooLarge, tc.wantErr)
 			}
 			if sr, ok := tc.r.(*strings.Reader); ok && sr.Len() != tc.wantRemaining {
 				t.Errorf("%d bytes left unread, want %d", sr.Len(), tc.wantRemaining)
+			}
+			// What the upstream reads back is every byte taken, then EOF,
+			// through Read and through WriteTo (io.Copy's way) alike.
+			again, err := io.ReadAll(iotest.OneByteReader(read))
+			if string(again) != tc.want || err != nil {
+				t.Errorf("read back %d bytes, %v; want %d bytes", len(again), err, len(tc.want))
+			}
+			replay, _, _ := Read(strings.NewReader(tc.want))
+			var sink bytes.Buffer
+			if n, err := io.Copy(&sink, replay); sink.String() != tc.want || n != int64(len(tc.want)) || err != nil {
+				t.Errorf("io.Copy of the Replay = %d bytes, %v; want %d bytes", n, err, len(tc.want))
+			}
+			if n, _ := replay.Read(make([]byte, 1)); n != 0 {
+				t.Errorf("Read after io.Copy gave %d more bytes", n)
 			}
 		})
 	}
@@ -207,7 +224,8 @@ func FuzzCheck(f *testing.F) {
 		}
 
 		long := bytes.Repeat(data, MaxBytes/max(len(data), 1)+2)
-		got, tooLarge, err := Read(iotest.HalfReader(bytes.NewReader(long)))
+		read, tooLarge, err := Read(iotest.HalfReader(bytes.NewReader(long)))
+		got := read.Bytes()
 		if err != nil || len(got) > MaxBytes+1 || tooLarge != (len(long) > MaxBytes) || !bytes.HasPrefix(long, got) {
 			t.Fatalf("Read of %d bytes = %d bytes, tooLarge %v, err %v", len(long), len(got), tooLarge, err)
 		}

@@ -146,9 +146,16 @@ type Result struct {
 	// Operation is the decoded operation name (Listed, Unlisted); "" when
 	// the path does not decode. An encoded '/' (%2F) stays encoded.
 	Operation string
-	// Vars are the decoded path variables (Listed only), in template order.
-	Vars []Var
+	// vars are the decoded path variables (Listed only), in template
+	// order: held in the Result, so that recognising a cancel costs no
+	// allocation for them.
+	vars  [pathtemplate.MaxVars]Var
+	nvars int
 }
+
+// Vars are the decoded path variables (Listed only), in template order.
+// The slice shares the Result's memory.
+func (r *Result) Vars() []Var { return r.vars[:r.nvars] }
 
 // Catalog recognises cancel requests. It is immutable and safe for
 // concurrent use.
@@ -584,9 +591,9 @@ func (c *Catalog) listed(id int, m pathtemplate.Match, host, alias, path string)
 	if r.Service == "" {
 		r.Service = serviceOf(host, alias)
 	}
-	r.Vars = make([]Var, m.N)
+	r.nvars = m.N
 	for i := range m.N {
-		r.Vars[i] = Var{Name: e.names[i], Value: unescape(path, m.Vars[i], e.tmpl.MultiSegment(i))}
+		r.vars[i] = Var{Name: e.names[i], Value: unescape(path, m.Vars[i], e.tmpl.MultiSegment(i))}
 	}
 	switch {
 	case e.name >= 0:

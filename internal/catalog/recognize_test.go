@@ -33,8 +33,8 @@ func runRecognize(t *testing.T, c *catalog.Catalog, tests []recognizeCase) {
 				t.Errorf("Recognize(%q, %s, %q) = %v id %q service %q operation %q, want %v id %q service %q operation %q",
 					tt.host, tt.httpMethod, tt.path, r.Kind, id, r.Service, r.Operation, tt.kind, tt.id, tt.service, tt.operation)
 			}
-			if tt.vars != nil && !slices.Equal(r.Vars, tt.vars) {
-				t.Errorf("Vars = %q, want %q", r.Vars, tt.vars)
+			if tt.vars != nil && !slices.Equal(r.Vars(), tt.vars) {
+				t.Errorf("Vars = %q, want %q", r.Vars(), tt.vars)
 			}
 		})
 	}

@@ -244,6 +244,11 @@ func (c *Cache) call(ctx context.Context, key [sha256.Size]byte, token string) (
 	if err == nil {
 		if err = expired(info, now, "verifier"); err != nil {
 			info = nil
+		} else {
+			// Every request answered from the cache reuses the id.
+			tagged := *info
+			tagged.TokenID = tokenID(key)
+			info = &tagged
 		}
 	}
 	e = entry{info: info, err: err}

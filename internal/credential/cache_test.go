@@ -362,3 +362,24 @@ func BenchmarkCacheCoalesced(b *testing.B) {
 	b.ReportMetric(float64(s.Calls)/float64(i), "calls/op")
 	b.ReportMetric(float64(s.Coalesced)/float64(i), "coalesced/op")
 }
+
+// A cached verdict carries the token's record id, so that a request
+// answered from the cache does not hash the token again; the verifier's
+// own Info is left as it was.
+func TestCacheTagsVerdictWithTokenID(t *testing.T) {
+	shared := &Info{Subject: "1057", Scopes: []string{"s"}}
+	v := &fakeVerifier{verdict: func(string) (*Info, error) { return shared, nil }}
+	c := NewCache(v, CacheConfig{})
+	for range 2 {
+		info, err := c.Verify(context.Background(), "ya29.tagged")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.TokenID != TokenID("ya29.tagged") || info.Subject != "1057" {
+			t.Errorf("TokenID %q, subject %q; want %q, 1057", info.TokenID, info.Subject, TokenID("ya29.tagged"))
+		}
+	}
+	if shared.TokenID != "" || v.calls.Load() != 1 {
+		t.Errorf("verifier's Info TokenID %q, calls %d; want untouched and 1 call", shared.TokenID, v.calls.Load())
+	}
+}

@@ -298,9 +298,10 @@ func withoutTokens(query string) (string, bool) {
 // TokenID identifies a token in records without revealing it: the first 16
 // hex digits of its SHA-256.
 func TokenID(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:8])
+	return tokenID(sha256.Sum256([]byte(token)))
 }
+
+func tokenID(sum [sha256.Size]byte) string { return hex.EncodeToString(sum[:8]) }
 
 // LooksLikeJWT reports whether token has the shape of a JWS compact
 // serialisation: three non-empty base64url parts separated by '.'.

@@ -59,6 +59,9 @@ type Info struct {
 	// Verifier names who verified the token: VerifierTokenInfo,
 	// VerifierIntrospection or VerifierJWT.
 	Verifier string
+	// TokenID is TokenID(token), set by a Cache so that a cached token's
+	// records do not hash it again; "" from a bare verifier.
+	TokenID string
 }
 
 // Principal names who acts with the token, for audit records: the email,

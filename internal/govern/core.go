@@ -127,8 +127,9 @@ type Door interface {
 	// Refuse writes d to the client; nothing is forwarded. It sets the
 	// record's status (and gRPC status) to what the client gets.
 	Refuse(w http.ResponseWriter, d *Denial, rec *audit.Record)
-	// Forward runs the next handler and records what the client got.
-	Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error
+	// Forward runs the next handler (through ex.Forward) and records what
+	// the client got in ex.Record.
+	Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ex *Exchange) error
 }
 
 // Passes reports whether a recognised cancel is not governed at all
@@ -144,25 +145,29 @@ func (c *Core) Passes(x *Cancel) bool {
 // including when a later handler fails or panics.
 func (c *Core) Serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *Cancel, d Door) error {
 	start := time.Now()
-	rec := NewRecord(r, AuditID(r), x)
-	w.Header().Set("Audit-Id", rec.AuditID)
+	ex := &Exchange{Record: NewRecord(r, AuditID(r), x)}
+	rec := &ex.Record
+	ex.auditID[0] = rec.AuditID
+	w.Header()["Audit-Id"] = ex.auditID[:]
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(placeholders(&rec))
+		repl.Map(placeholders(rec))
 	}
-	defer c.Complete(&rec, start)
-	if den := c.Check(r.Context(), x, &rec); den != nil {
-		d.Refuse(w, den, &rec)
+	defer c.Complete(rec, start)
+	if den := c.Check(r.Context(), x, rec); den != nil {
+		d.Refuse(w, den, rec)
 		return nil
 	}
-	return d.Forward(w, r, next, &rec)
+	return d.Forward(w, r, next, ex)
 }
 
 // Check writes the received record and decides: the denial to answer
 // (its decision recorded, its ErrorInfo naming the service and method),
 // or nil with the record's decision forwarded.
 func (c *Core) Check(ctx context.Context, x *Cancel, rec *audit.Record) *Denial {
-	den := JournalUnavailable()
-	if err := c.Receive(rec); err == nil {
+	var den *Denial
+	if err := c.Receive(rec); err != nil {
+		den = JournalUnavailable()
+	} else {
 		den = c.Decide(ctx, x, rec)
 	}
 	if den == nil {
@@ -254,9 +259,12 @@ func (c *Core) Decide(ctx context.Context, x *Cancel, rec *audit.Record) *Denial
 		return den
 	}
 	token := x.Credential.Token
-	rec.TokenID = credential.TokenID(token)
-
 	info, err := c.verify(ctx, token)
+	if info != nil && info.TokenID != "" {
+		rec.TokenID = info.TokenID // the cache's, computed once per token
+	} else {
+		rec.TokenID = credential.TokenID(token)
+	}
 	if err != nil {
 		if invalid, ok := errors.AsType[*credential.InvalidError](err); ok {
 			return invalidToken(invalid.Reason)
@@ -323,7 +331,9 @@ func (c *Core) Authorize(x *Cancel, rec *audit.Record, info *credential.Info, t 
 		return scopeInsufficient(rec.ScopesAccepted)
 	}
 	rec.ScopeUsed = used
-	t.step("scope", "ok ("+cmp.Or(used, "any verified token")+")")
+	if t != nil {
+		t.step("scope", "ok ("+cmp.Or(used, "any verified token")+")")
+	}
 
 	if x.Body != nil {
 		t.step("body", x.Body.Description)
@@ -376,15 +386,19 @@ func (c *Core) applyPolicy(x *Cancel, rec *audit.Record, info *credential.Info, 
 		// Allowed with no allow rules: no rule decided.
 		rec.PolicyEffect = ""
 	}
-	switch {
-	case d.Allowed:
-		t.step("policy", "allow"+ruleSuffix(d.Rule))
-		return nil
-	case c.DryRun:
-		t.step("policy", "would deny (rule "+d.Rule+"), dry run")
+	if d.Allowed || c.DryRun {
+		if t != nil { // the step's text is built only for explain
+			if d.Allowed {
+				t.step("policy", "allow"+ruleSuffix(d.Rule))
+			} else {
+				t.step("policy", "would deny (rule "+d.Rule+"), dry run")
+			}
+		}
 		return nil
 	}
-	t.step("policy", "deny (rule "+d.Rule+")")
+	if t != nil {
+		t.step("policy", "deny (rule "+d.Rule+")")
+	}
 	return deniedByPolicy(d.Rule, rec)
 }
 
@@ -460,21 +474,4 @@ func placeholders(rec *audit.Record) caddy.ReplacerFunc {
 		}
 		return nil, false
 	}
-}
-
-// Forward runs the next handler and records the HTTP status the client
-// got: the upstream's, or the error's when a later handler fails.
-func Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error {
-	rw := caddyhttp.NewResponseRecorder(w, nil, nil)
-	err := next.ServeHTTP(rw, r)
-	rec.UpstreamStatus = rw.Status()
-	rec.Status = rw.Status()
-	if err != nil {
-		rec.UpstreamStatus = 0
-		rec.Status = http.StatusInternalServerError
-		if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok && he.StatusCode != 0 {
-			rec.Status = he.StatusCode
-		}
-	}
-	return err
 }

@@ -1,8 +1,6 @@
 package grpcdoor
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"strings"
 
@@ -90,7 +88,7 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) gove
 		return x
 	}
 	raw, msg, v := ReadMessage(r.Body, c.Wire, strings.Join(r.Header.Values("Grpc-Encoding"), ", "), body.MaxBytes)
-	r.Body = io.NopCloser(bytes.NewReader(raw))
+	r.Body = body.ReplayOf(raw)
 	if v != nil {
 		x.Refusal = govern.InvalidBody(v)
 		return x
@@ -200,15 +198,16 @@ func (d *Door) Refuse(w http.ResponseWriter, den *govern.Denial, rec *audit.Reco
 // Forward runs the next handler and records the gRPC status the client
 // got: the upstream's grpc-status, or what a gRPC client makes of an
 // answer without one.
-func (d *Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error {
+func (d *Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ex *govern.Exchange) error {
+	rec := &ex.Record
 	var err error
 	code, ok := 0, false
 	if d.wire == WireGRPC {
-		err = govern.Forward(w, r, next, rec)
+		err = ex.Forward(w, r, next)
 		code, ok = StatusFromHeader(w.Header())
 	} else {
 		sr := NewWebStatusRecorder(w, d.wire == WireWebText)
-		err = govern.Forward(sr, r, next, rec)
+		err = ex.Forward(sr, r, next)
 		code, ok = sr.Status()
 	}
 	if !ok {

@@ -4,8 +4,6 @@
 package rest
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -141,7 +139,7 @@ func queryViolation(query string, m *catalog.Method) *body.Violation {
 // readBody reads at most body.MaxBytes of the request body, judges it and
 // puts the bytes read back for the upstream, unchanged.
 func readBody(r *http.Request, res *catalog.Result, strict bool) *body.Violation {
-	data, tooLarge, err := body.Read(r.Body)
+	read, tooLarge, err := body.Read(r.Body)
 	if err != nil {
 		return &body.Violation{Description: "The request body could not be read."}
 	}
@@ -154,11 +152,11 @@ func readBody(r *http.Request, res *catalog.Result, strict bool) *body.Violation
 	}
 	// Every Content-Encoding line counts: a second one must not hide gzip.
 	encoding := strings.Join(r.Header.Values("Content-Encoding"), ", ")
-	if v := body.Check(data, encoding, rules); v != nil {
+	if v := body.Check(read.Bytes(), encoding, rules); v != nil {
 		return v
 	}
-	if len(data) > 0 {
-		r.Body = io.NopCloser(bytes.NewReader(data))
+	if read.Len() > 0 {
+		r.Body = read
 	}
 	return nil
 }
@@ -168,8 +166,8 @@ func readBody(r *http.Request, res *catalog.Result, strict bool) *body.Violation
 // no name variable (unlisted cancels, container's zone paths), so that the
 // audited operation is the one the upstream acts on.
 func varsOf(res *catalog.Result) map[string]string {
-	vars := make(map[string]string, len(res.Vars)+1)
-	for _, v := range res.Vars {
+	vars := make(map[string]string, len(res.Vars())+1)
+	for _, v := range res.Vars() {
 		vars[v.Name] = v.Value
 	}
 	if _, ok := vars["name"]; !ok {
@@ -195,8 +193,8 @@ func WriteEnvelope(w http.ResponseWriter, d *govern.Denial) {
 }
 
 // Forward runs the next handler and records its status.
-func (Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error {
-	return govern.Forward(w, r, next, rec)
+func (Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ex *govern.Exchange) error {
+	return ex.Forward(w, r, next)
 }
 
 // Interface guards

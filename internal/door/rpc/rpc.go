@@ -6,8 +6,6 @@
 package rpc
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"strings"
 
@@ -69,10 +67,11 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) gove
 	if x.Refusal = grpcdoor.Screen(r, c.Exact, c.Proto || c.JSON, "$rpc"); x.Refusal != nil {
 		return x
 	}
-	data, tooLarge, err := body.Read(r.Body)
-	if len(data) > 0 {
-		r.Body = io.NopCloser(bytes.NewReader(data))
+	read, tooLarge, err := body.Read(r.Body)
+	if read.Len() > 0 {
+		r.Body = read
 	}
+	data := read.Bytes()
 	var v *body.Violation
 	switch {
 	case err != nil:
@@ -150,8 +149,9 @@ func (d *Door) Refuse(w http.ResponseWriter, den *govern.Denial, rec *audit.Reco
 
 // Forward runs the next handler and records its status, and the code a
 // $rpc client reads from it.
-func (d *Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rec *audit.Record) error {
-	err := govern.Forward(w, r, next, rec)
+func (d *Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ex *govern.Exchange) error {
+	rec := &ex.Record
+	err := ex.Forward(w, r, next)
 	rec.GRPCStatus, rec.HasGRPCStatus = int(govern.CodeForHTTP(rec.Status)), true
 	return err
 }

@@ -1,0 +1,91 @@
+package body
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// replayInline is how many bytes a Replay holds without a second
+// allocation: every cancel body a Google client sends ("{}", a name) fits.
+const replayInline = 256
+
+// Replay is a request body the gateway has read, to be put back for the
+// upstream unchanged: it reads out the bytes read, then io.EOF. A body of
+// up to replayInline bytes costs one allocation, bytes and reader
+// together.
+type Replay struct {
+	inline [replayInline]byte
+	data   []byte
+	off    int
+}
+
+// Read reads at most MaxBytes+1 bytes of r into a Replay. tooLarge reports
+// that r holds more than MaxBytes; the rest is left unread. The Replay
+// holds every byte taken from r, also when err is set. A nil r or
+// http.NoBody gives an empty Replay.
+func Read(r io.Reader) (b *Replay, tooLarge bool, err error) {
+	b = new(Replay)
+	b.data = b.inline[:0]
+	if r == nil || r == http.NoBody {
+		return b, false, nil
+	}
+	// Not http.MaxBytesReader: it swallows the byte past the limit, and the
+	// Replay must hold every byte taken from r.
+	const limit = MaxBytes + 1
+	for len(b.data) < limit {
+		if len(b.data) == cap(b.data) {
+			grown := make([]byte, len(b.data), min(2*cap(b.data), limit))
+			copy(grown, b.data)
+			b.data = grown
+		}
+		n, rerr := r.Read(b.data[len(b.data):cap(b.data)])
+		b.data = b.data[:len(b.data)+n]
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return b, false, fmt.Errorf("reading request body: %w", rerr)
+		}
+	}
+	return b, len(b.data) > MaxBytes, nil
+}
+
+// ReplayOf is a Replay of bytes read otherwise (a gRPC frame): one
+// allocation where io.NopCloser over a bytes.Reader costs two.
+func ReplayOf(data []byte) *Replay { return &Replay{data: data} }
+
+// Bytes are the bytes read; they share the Replay's memory.
+func (b *Replay) Bytes() []byte { return b.data }
+
+// Len is how many bytes were read.
+func (b *Replay) Len() int { return len(b.data) }
+
+// Read implements io.Reader over the bytes read.
+func (b *Replay) Read(p []byte) (int, error) {
+	if b.off >= len(b.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.data[b.off:])
+	b.off += n
+	return n, nil
+}
+
+// WriteTo implements io.WriterTo, which io.Copy (and so the reverse
+// proxy's transport) prefers.
+func (b *Replay) WriteTo(w io.Writer) (int64, error) {
+	if b.off >= len(b.data) {
+		return 0, nil
+	}
+	n, err := w.Write(b.data[b.off:])
+	b.off += n
+	return int64(n), err
+}
+
+// Close implements io.Closer; there is nothing to release.
+func (*Replay) Close() error { return nil }
+
+var _ interface {
+	io.ReadCloser
+	io.WriterTo
+} = (*Replay)(nil)
