@@ -1,14 +1,18 @@
--- The load bench's requests, for wrk: `wrk ... -s bench/wrk.lua URL -- WORKLOAD`.
+-- The load bench's requests, for wrk: `wrk ... -s bench/wrk.lua URL -- WORKLOAD [ARGS]`.
 --   cancel  POST {} with a bearer token, as a client cancelling an operation
 --   other   GET with the same token: traffic that lro_cancel only matches
+--   batch   POST of a multipart/mixed batch with the same token: the body
+--           is the file args[2], sent with Content-Type args[3]
 --   distinct  POST {} with a new token each time, to fill the token cache;
 --           args[2] names the run, so that runs do not repeat tokens
+-- Every request is to the API at Host vault.googleapis.com.
 -- done() prints one machine-readable BENCH line that bench/run.sh parses
 -- (wrk's own report, with --latency, stays above it for people).
 
 local workloads = {
   cancel = { method = "POST", body = "{}", content_type = "application/json" },
   other = { method = "GET" },
+  batch = { method = "POST" },
   distinct = { method = "POST", body = "{}", content_type = "application/json" },
 }
 
@@ -28,6 +32,12 @@ function init(args)
   w = workloads[name]
   if w == nil then
     error("unknown workload " .. name)
+  end
+  if name == "batch" then
+    local f = assert(io.open(args[2] or "", "rb"), "batch needs the body's file")
+    w.body = f:read("*a")
+    f:close()
+    w.content_type = assert(args[3], "batch needs the body's Content-Type")
   end
   headers = {
     ["Host"] = "vault.googleapis.com",
@@ -53,7 +63,7 @@ end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d socket_errors=%d\n",
+    "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d socket_errors=%d timeouts=%d\n",
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.status, e.connect + e.read + e.write + e.timeout))
+    e.status, e.connect + e.read + e.write, e.timeout))
 end
