@@ -340,8 +340,8 @@ func (h *Handler) Cleanup() error {
 }
 
 func (h *Handler) newOpaqueVerifier() credential.Verifier {
-	client := &http.Client{}
 	if ic := h.Introspection; ic != nil {
+		client := h.verifierClient(ic.MaxInFlight)
 		secret := caddy.NewReplacer().ReplaceAll(ic.ClientSecret, "")
 		v := &credential.Introspection{
 			URL:          ic.URL,
@@ -356,11 +356,27 @@ func (h *Handler) newOpaqueVerifier() credential.Verifier {
 	if tc == nil {
 		tc = new(TokenInfoConfig)
 	}
+	client := h.verifierClient(tc.MaxInFlight)
 	v := &credential.TokenInfo{URL: tc.URL, Client: client, Timeout: time.Duration(tc.Timeout)}
 	if v.URL == "" {
 		v.URL = credential.DefaultTokenInfoURL
 	}
 	return h.cached("tokeninfo", v, tc.CacheConfig)
+}
+
+// verifierClient is the opaque-token verifier's HTTP client. It keeps as
+// many idle connections to the verifier as calls may run at once
+// (max_in_flight): http.DefaultTransport keeps two, so a burst of new
+// tokens would open (and, to Google, handshake) a connection for most
+// calls. Its idle connections are closed when the handler is cleaned up.
+func (h *Handler) verifierClient(maxInFlight int) *http.Client {
+	if maxInFlight <= 0 {
+		maxInFlight = credential.DefaultMaxInFlight
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxInFlight
+	h.closers = append(h.closers, t.CloseIdleConnections)
+	return &http.Client{Transport: t}
 }
 
 // cached puts a verifier behind its verified-token cache, both observed by

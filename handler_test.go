@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -284,5 +286,48 @@ func TestCachedCancelAllocations(t *testing.T) {
 				t.Errorf("the cancels were not forwarded: status %d", w.code)
 			}
 		})
+	}
+}
+
+// A burst of new tokens reuses connections to tokeninfo: 16 cancels at a
+// time, each with a token of its own, open about as many connections as
+// there are calls at once, not one per call (http.DefaultTransport keeps
+// only two idle connections per host).
+func TestTokenInfoConnectionsAreReused(t *testing.T) {
+	var dialed atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"sub":"1","email":"burst@example.com","scope":"https://www.googleapis.com/auth/ediscovery","expires_in":"3599"}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	h := provision(t, &Handler{TokenInfo: &TokenInfoConfig{URL: srv.URL}})
+	t.Cleanup(func() { _ = h.Cleanup() })
+	discardAudit(h)
+	const workers, rounds = 16, 20
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	for w := range workers {
+		wg.Go(func() {
+			for i := range rounds {
+				r := request("POST", "vault.googleapis.com", "/v1/operations/burst:cancel", "{}")
+				r.Header.Set("Authorization", fmt.Sprintf("Bearer ya29.burst-%d-%d", w, i))
+				rw := &nopWriter{h: http.Header{}}
+				if _ = h.ServeHTTP(rw, r, &countingNext{}); rw.code != http.StatusOK {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if refused.Load() != 0 {
+		t.Fatalf("%d of %d cancels refused", refused.Load(), workers*rounds)
+	}
+	if got := dialed.Load(); got > 2*workers {
+		t.Errorf("%d connections to tokeninfo for %d verifications, %d at a time; want at most %d", got, workers*rounds, workers, 2*workers)
 	}
 }

@@ -18,8 +18,8 @@ import (
 // request that started it, so nothing else would end it.
 const sharedCallLimit = 30 * time.Second
 
-// defaultMaxInFlight is CacheConfig.MaxInFlight's default.
-const defaultMaxInFlight = 64
+// DefaultMaxInFlight is CacheConfig.MaxInFlight's default.
+const DefaultMaxInFlight = 64
 
 // CacheConfig tunes a Cache. Zero values take the defaults.
 type CacheConfig struct {
@@ -142,7 +142,7 @@ func NewCache(v Verifier, cfg CacheConfig) *Cache {
 	}
 	limit := cfg.MaxInFlight
 	if limit <= 0 {
-		limit = defaultMaxInFlight
+		limit = DefaultMaxInFlight
 	}
 	c.slots = make(chan struct{}, limit)
 	c.errShed = fmt.Errorf("verify token: %w: %d verifier calls already in flight", ErrUnavailable, limit)
