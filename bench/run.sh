@@ -12,7 +12,7 @@
 #   BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_TOKENS=5000 bash bench/run.sh   # smoke run
 #
 # Contenders, run round-robin (each round runs every contender of every
-# workload once, in the same order), after a warm-up run of each:
+# workload once, even rounds in reverse order), after a warm-up run of each:
 #   cancel  POST {} to /v1/operations/bench-1:cancel with a bearer token:
 #           bare (Caddy reverse_proxy), lro (lro_cancel, tokeninfo with the
 #           token cached, audit log to a file), journal (lro + audit
@@ -30,8 +30,8 @@
 # system) over the run divided by the requests, plus bench/auth's for
 # fwdauth and nginx (nginx: master and worker).
 #
-# Knobs: BENCH_SECONDS (each measured run, default 5), BENCH_ROUNDS (default
-# 3), BENCH_THREADS and BENCH_CONNECTIONS (wrk's -t and -c, default 2 and 32;
+# Knobs: BENCH_SECONDS (each measured run, default 3), BENCH_ROUNDS (default
+# 5), BENCH_THREADS and BENCH_CONNECTIONS (wrk's -t and -c, default 2 and 32;
 # grpcload uses BENCH_THREADS connections and BENCH_CONNECTIONS workers),
 # BENCH_TOKENS (distinct tokens of the memory phase, default 100000).
 # Installs wrk and nginx with apt-get when they are missing (root or sudo).
@@ -45,8 +45,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 start=$SECONDS
 
-secs=${BENCH_SECONDS:-5}
-rounds=${BENCH_ROUNDS:-3}
+secs=${BENCH_SECONDS:-3}
+rounds=${BENCH_ROUNDS:-5}
 tokens=${BENCH_TOKENS:-100000}
 threads=${BENCH_THREADS:-2}
 conns=${BENCH_CONNECTIONS:-32}
@@ -572,7 +572,15 @@ done
 
 echo "== $rounds round-robin rounds of ${secs}s runs (wrk -t$threads -c$conns; grpcload -conns $threads -c $conns)"
 for round in $(seq "$rounds"); do
-	for run in "${runs[@]}"; do
+	# Even rounds run the contenders in reverse order: a drift of the
+	# shared machine's speed over a round then weighs on bare and on each
+	# contender alike.
+	order=("${runs[@]}")
+	if ((round % 2 == 0)); then
+		order=()
+		for ((i = ${#runs[@]} - 1; i >= 0; i--)); do order+=("${runs[i]}"); done
+	fi
+	for run in "${order[@]}"; do
 		read -r w c s <<<"$run"
 		measure "$w" "$c" "$s" "$secs" "$round"
 	done
