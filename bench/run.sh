@@ -15,7 +15,9 @@
 # workload once, even rounds in reverse order), after a warm-up run of each:
 #   cancel  POST {} to /v1/operations/bench-1:cancel with a bearer token:
 #           bare (Caddy reverse_proxy), lro (lro_cancel, tokeninfo with the
-#           token cached, audit log to a file), journal (lro + audit
+#           token cached, audit log to a file), nolog (lro with the audit
+#           log discarded: the module's work without the file's append),
+#           journal (lro + audit
 #           journal), policy (lro + a 10-rule CEL policy, every rule
 #           evaluated, the last allows), fwdauth (Caddy forward_auth to
 #           bench/auth), nginx (auth_request to bench/auth)
@@ -260,6 +262,17 @@ EOF
 # caddyfile prints a Caddy contender's config. Only the handlers differ:
 # the global options, the admin endpoint (for the memory readings), the
 # audit log and the absent access log are the same for all.
+# audit_output is where a contender's audit log goes: a file, except for
+# nolog, whose records are encoded and then discarded, to tell the
+# module's own work from what appending each record to a file costs.
+audit_output() {
+	if [ "$1" = nolog ]; then
+		echo "output discard"
+	else
+		printf 'output file %s {\n\t\t\troll_disabled\n\t\t}' "$out/audit-$1.json"
+	fi
+}
+
 caddyfile() {
 	local name=$1 port=$2 admin=$3
 	cat <<EOF
@@ -279,9 +292,7 @@ EOF
 		exclude http.handlers.lro_cancel.audit
 	}
 	log audit {
-		output file $out/audit-$name.json {
-			roll_disabled
-		}
+		$(audit_output "$name")
 		format json
 		include http.handlers.lro_cancel.audit
 	}
@@ -290,7 +301,7 @@ EOF
 http://:$port {
 EOF
 	case $name in
-	lro | journal | policy | grpc-lro)
+	lro | nolog | journal | policy | grpc-lro)
 		printf '\tlro_cancel {\n\t\ttokeninfo http://127.0.0.1:%s/tokeninfo {\n\t\t\tcache_size %s\n\t\t}\n' "$ti" "$tokens"
 		[ "$name" != journal ] || printf '\t\taudit {\n\t\t\tjournal %s\n\t\t}\n' "$out/journal"
 		[ "$name" != policy ] || printf '%s\n' "$policy_block"
@@ -307,7 +318,7 @@ EOF
 }
 
 journal_note=""
-for name in bare lro journal policy fwdauth grpc-bare grpc-lro; do
+for name in bare lro nolog journal policy fwdauth grpc-bare grpc-lro; do
 	pick_port
 	port_of[$name]=$port
 	pick_port
@@ -510,7 +521,7 @@ fi
 
 # The runs: workload, contender, the process that serves it.
 runs=()
-for c in bare lro journal policy fwdauth nginx; do
+for c in bare lro nolog journal policy fwdauth nginx; do
 	if [ -n "${procs_of[$c]:-}" ]; then runs+=("cancel $c $c"); fi
 done
 runs+=("other bare bare" "other lro lro" "batch bare bare" "batch lro lro" "grpc bare grpc-bare" "grpc lro grpc-lro")
@@ -760,7 +771,7 @@ function target(what, k, kind, want,    m, l, h) {
 
 echo
 echo "== audit records (measured runs; records also count the <= $conns requests in flight when each run stopped)"
-awk '$2 != "bare" && $2 != "fwdauth" && $2 != "nginx" { k = $1 " " $2; if (!(k in req)) o[++n] = k; req[k] += $4; rec[k] += $9 }
+awk '$2 != "bare" && $2 != "nolog" && $2 != "fwdauth" && $2 != "nginx" { k = $1 " " $2; if (!(k in req)) o[++n] = k; req[k] += $4; rec[k] += $9 }
 	END {
 		for (i = 1; i <= n; i++) {
 			split(o[i], kv, " ")
@@ -783,7 +794,7 @@ elif [ -e "$out/journal" ]; then
 	echo "journal           $out/journal: $(du -sh "$out/journal" | cut -f1)"
 fi
 lro_procs=0
-for name in lro journal policy grpc-lro; do [ -z "${procs_of[$name]:-}" ] || lro_procs=$((lro_procs + 1)); done
+for name in lro nolog journal policy grpc-lro; do [ -z "${procs_of[$name]:-}" ] || lro_procs=$((lro_procs + 1)); done
 echo "tokeninfo calls over the throughput runs: $calls (the token cache works when it is $lro_procs, one per lro_cancel process)"
 
 echo
