@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -309,6 +310,34 @@ func BenchmarkRead(b *testing.B) {
 		r.Reset(body)
 		if _, _, err := Read(r); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Take gives a door the body to judge and the upstream the same bytes;
+// a body that cannot be judged is a violation and is not put back.
+func TestTake(t *testing.T) {
+	r := httptest.NewRequest("POST", "/v1/operations/x:cancel", strings.NewReader(`{"name":"operations/x"}`))
+	data, v := Take(r)
+	if v != nil || string(data) != `{"name":"operations/x"}` {
+		t.Fatalf("Take = %q, %v", data, v)
+	}
+	if again, err := io.ReadAll(r.Body); err != nil || string(again) != `{"name":"operations/x"}` {
+		t.Errorf("upstream reads %q, %v; want the same bytes", again, err)
+	}
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+		want string
+	}{
+		{"too large", strings.NewReader(strings.Repeat(" ", MaxBytes+1)), TooLarge().Description},
+		{"unreadable", io.MultiReader(strings.NewReader("{"), iotest.ErrReader(io.ErrUnexpectedEOF)), "The request body could not be read."},
+	} {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.Body = io.NopCloser(tc.body)
+		original := r.Body
+		if data, v := Take(r); v == nil || v.Description != tc.want || data != nil || r.Body != original {
+			t.Errorf("%s: Take = %q, %v; want %q and the body left as it was", tc.name, data, v, tc.want)
 		}
 	}
 }

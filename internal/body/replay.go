@@ -51,6 +51,24 @@ func Read(r io.Reader) (b *Replay, tooLarge bool, err error) {
 	return b, len(b.data) > MaxBytes, nil
 }
 
+// Take reads a request's body (at most MaxBytes) for a door to judge and
+// puts the bytes read back for the upstream, unchanged. v, when not nil,
+// is why the body cannot be judged at all (it could not be read, or it is
+// larger than MaxBytes); the request must then be refused.
+func Take(r *http.Request) (data []byte, v *Violation) {
+	read, tooLarge, err := Read(r.Body)
+	switch {
+	case err != nil:
+		return nil, &Violation{Description: "The request body could not be read."}
+	case tooLarge:
+		return nil, TooLarge()
+	}
+	if read.Len() > 0 {
+		r.Body = read
+	}
+	return read.Bytes(), nil
+}
+
 // ReplayOf is a Replay of bytes read otherwise (a gRPC frame): one
 // allocation where io.NopCloser over a bytes.Reader costs two.
 func ReplayOf(data []byte) *Replay { return &Replay{data: data} }

@@ -139,12 +139,9 @@ func queryViolation(query string, m *catalog.Method) *body.Violation {
 // readBody reads at most body.MaxBytes of the request body, judges it and
 // puts the bytes read back for the upstream, unchanged.
 func readBody(r *http.Request, res *catalog.Result, strict bool) *body.Violation {
-	read, tooLarge, err := body.Read(r.Body)
-	if err != nil {
-		return &body.Violation{Description: "The request body could not be read."}
-	}
-	if tooLarge {
-		return body.TooLarge()
+	data, v := body.Take(r)
+	if v != nil {
+		return v
 	}
 	rules := body.Rules{Strict: strict, Vars: varsOf(res)}
 	if res.Method != nil && res.Method.Body == catalog.BodyFields {
@@ -152,13 +149,7 @@ func readBody(r *http.Request, res *catalog.Result, strict bool) *body.Violation
 	}
 	// Every Content-Encoding line counts: a second one must not hide gzip.
 	encoding := strings.Join(r.Header.Values("Content-Encoding"), ", ")
-	if v := body.Check(read.Bytes(), encoding, rules); v != nil {
-		return v
-	}
-	if read.Len() > 0 {
-		r.Body = read
-	}
-	return nil
+	return body.Check(data, encoding, rules)
 }
 
 // varsOf gives the body check the path's variables. A body "name" must

@@ -67,18 +67,7 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) gove
 	if x.Refusal = grpcdoor.Screen(r, c.Exact, c.Proto || c.JSON, "$rpc"); x.Refusal != nil {
 		return x
 	}
-	read, tooLarge, err := body.Read(r.Body)
-	if read.Len() > 0 {
-		r.Body = read
-	}
-	data := read.Bytes()
-	var v *body.Violation
-	switch {
-	case err != nil:
-		v = &body.Violation{Description: "The request body could not be read."}
-	case tooLarge:
-		v = body.TooLarge()
-	}
+	data, v := body.Take(r)
 	if v != nil {
 		x.Refusal = govern.InvalidBody(v)
 		return x
