@@ -14,13 +14,16 @@
 # Contenders, run round-robin (each round runs every contender of every
 # workload once, even rounds in reverse order), after a warm-up run of each:
 #   cancel  POST {} to /v1/operations/bench-1:cancel with a bearer token:
-#           bare (Caddy reverse_proxy), lro (lro_cancel, tokeninfo with the
-#           token cached, audit log to a file), nolog (lro with the audit
-#           log discarded: the module's work without the file's append),
-#           journal (lro + audit
-#           journal), policy (lro + a 10-rule CEL policy, every rule
-#           evaluated, the last allows), fwdauth (Caddy forward_auth to
-#           bench/auth), nginx (auth_request to bench/auth)
+#           bare (Caddy reverse_proxy), barelog (bare with Caddy's access
+#           log to a file: what one log line per request costs Caddy
+#           itself), lro (lro_cancel, tokeninfo with the token cached, audit
+#           log to a file), devnull (lro with the audit log to /dev/null:
+#           every record encoded and written, no file system under it),
+#           nolog (lro with the audit log `output discard`, which Caddy
+#           turns into a no-op logger: no record encoded or written),
+#           journal (lro + audit journal), policy (lro + a 10-rule CEL
+#           policy, every rule evaluated, the last allows), fwdauth (Caddy
+#           forward_auth to bench/auth), nginx (auth_request to bench/auth)
 #   other   GET /v1/matters: bare, lro (lro_cancel only matches)
 #   batch   a 100-part batch of GETs to /batch/vault/v1: bare, lro
 #   grpc    google.longrunning CancelOperation over h2c: bare (Caddy
@@ -261,16 +264,19 @@ EOF
 
 # caddyfile prints a Caddy contender's config. Only the handlers differ:
 # the global options, the admin endpoint (for the memory readings), the
-# audit log and the absent access log are the same for all.
+# audit log and the absent access log (but for barelog) are the same for
+# all.
 # audit_output is where a contender's audit log goes: a file, except for
-# nolog, whose records are encoded and then discarded, to tell the
-# module's own work from what appending each record to a file costs.
+# devnull (/dev/null: encoded and written, no file system) and nolog
+# (discarded: Caddy gives a log whose only output is discard a no-op
+# core, so nothing is encoded). The three tell the module's own work from
+# encoding each record and from appending it to a file.
 audit_output() {
-	if [ "$1" = nolog ]; then
-		echo "output discard"
-	else
-		printf 'output file %s {\n\t\t\troll_disabled\n\t\t}' "$out/audit-$1.json"
-	fi
+	case $1 in
+	nolog) echo "output discard" ;;
+	devnull) printf 'output file /dev/null {\n\t\t\troll_disabled\n\t\t}' ;;
+	*) printf 'output file %s {\n\t\t\troll_disabled\n\t\t}' "$out/audit-$1.json" ;;
+	esac
 }
 
 caddyfile() {
@@ -301,7 +307,10 @@ EOF
 http://:$port {
 EOF
 	case $name in
-	lro | nolog | journal | policy | grpc-lro)
+	barelog)
+		printf '\tlog {\n\t\toutput file %s {\n\t\t\troll_disabled\n\t\t}\n\t\tformat json\n\t}\n' "$out/access-barelog.json"
+		;;
+	lro | devnull | nolog | journal | policy | grpc-lro)
 		printf '\tlro_cancel {\n\t\ttokeninfo http://127.0.0.1:%s/tokeninfo {\n\t\t\tcache_size %s\n\t\t}\n' "$ti" "$tokens"
 		[ "$name" != journal ] || printf '\t\taudit {\n\t\t\tjournal %s\n\t\t}\n' "$out/journal"
 		[ "$name" != policy ] || printf '%s\n' "$policy_block"
@@ -318,7 +327,7 @@ EOF
 }
 
 journal_note=""
-for name in bare lro nolog journal policy fwdauth grpc-bare grpc-lro; do
+for name in bare barelog lro devnull nolog journal policy fwdauth grpc-bare grpc-lro; do
 	pick_port
 	port_of[$name]=$port
 	pick_port
@@ -507,6 +516,16 @@ for name in "${servers[@]}"; do
 	esac
 done
 echo "check: every REST contender forwards the bench's cancel (200); fwdauth and nginx refuse an unknown token (401)"
+# devnull and nolog keep no record to count: their answer's Audit-Id shows
+# that they govern. barelog's access log has a line per request.
+for name in devnull nolog; do
+	tr -d '\r' < <(curl -s -o /dev/null -D - -m 10 -X POST -H 'Host: vault.googleapis.com' \
+		-H 'Authorization: Bearer ya29.bench' -H 'Content-Type: application/json' -d '{}' \
+		"http://127.0.0.1:${port_of[$name]}/v1/operations/bench-1:cancel" || true) |
+		grep -qiE '^audit-id: .+' || fail "$name forwarded the bench's cancel without an Audit-Id: lro_cancel is not governing it"
+done
+[ "$(lines "$out/access-barelog.json")" -gt 0 ] || fail "barelog wrote no access log line to $out/access-barelog.json"
+echo "check: devnull and nolog govern the cancel (Audit-Id); barelog logs each request ($out/access-barelog.json)"
 
 # The policy as caddy lro-cancel explain sees it for the bench's caller.
 if "$out/caddy" lro-cancel explain --config "$out/Caddyfile.policy" --adapter caddyfile \
@@ -521,7 +540,7 @@ fi
 
 # The runs: workload, contender, the process that serves it.
 runs=()
-for c in bare lro nolog journal policy fwdauth nginx; do
+for c in bare barelog lro devnull nolog journal policy fwdauth nginx; do
 	if [ -n "${procs_of[$c]:-}" ]; then runs+=("cancel $c $c"); fi
 done
 runs+=("other bare bare" "other lro lro" "batch bare bare" "batch lro lro" "grpc bare grpc-bare" "grpc lro grpc-lro")
@@ -763,6 +782,7 @@ END {
 	target("REST cancel throughput >= 0.90 of bare", "cancel lro", "rps", 0.90)
 	target("gRPC cancel throughput >= 0.90 of bare", "grpc lro", "rps", 0.90)
 	target("not-a-cancel: throughput >= 0.99 of bare (match only)", "other lro", "rps", 0.99)
+	printf "where the REST gap goes (CPU ratio to bare): lro_cancel with no audit log %.2f (nolog), its records encoded and written to /dev/null %.2f (devnull), appended to a file %.2f (lro); bare with Caddy'"'"'s access log appended to a file %.2f (barelog)\n", CR["cancel nolog"], CR["cancel devnull"], CR["cancel lro"], CR["cancel barelog"]
 }
 function target(what, k, kind, want,    m, l, h) {
 	if (kind == "cpu") { m = CR[k]; l = CRlo[k]; h = CRhi[k] } else { m = RR[k]; l = RRlo[k]; h = RRhi[k] }
@@ -771,7 +791,7 @@ function target(what, k, kind, want,    m, l, h) {
 
 echo
 echo "== audit records (measured runs; records also count the <= $conns requests in flight when each run stopped)"
-awk '$2 != "bare" && $2 != "nolog" && $2 != "fwdauth" && $2 != "nginx" { k = $1 " " $2; if (!(k in req)) o[++n] = k; req[k] += $4; rec[k] += $9 }
+awk '$2 != "bare" && $2 != "barelog" && $2 != "devnull" && $2 != "nolog" && $2 != "fwdauth" && $2 != "nginx" { k = $1 " " $2; if (!(k in req)) o[++n] = k; req[k] += $4; rec[k] += $9 }
 	END {
 		for (i = 1; i <= n; i++) {
 			split(o[i], kv, " ")
@@ -794,7 +814,7 @@ elif [ -e "$out/journal" ]; then
 	echo "journal           $out/journal: $(du -sh "$out/journal" | cut -f1)"
 fi
 lro_procs=0
-for name in lro nolog journal policy grpc-lro; do [ -z "${procs_of[$name]:-}" ] || lro_procs=$((lro_procs + 1)); done
+for name in lro devnull nolog journal policy grpc-lro; do [ -z "${procs_of[$name]:-}" ] || lro_procs=$((lro_procs + 1)); done
 echo "tokeninfo calls over the throughput runs: $calls (the token cache works when it is $lro_procs, one per lro_cancel process)"
 
 echo
