@@ -656,11 +656,11 @@ gc_before=$last_gc_alloc
 # Runs of wrk until enough tokens were verified (wrk cannot stop after a
 # number of requests): the first of 2 s gives the rate, each next one is
 # sized by it, at most 12 runs and 150 s in all.
-# 2 connections: the verifier's HTTP client keeps 2 idle connections to
-# tokeninfo (Go's default), so more concurrent first uses of tokens make it
-# dial one connection per verification, which is slower on the one core
-# (and above 64 in flight the token cache sheds them, 503).
-distinct_conns=2
+# 16 connections: lro_cancel keeps as many idle connections to tokeninfo
+# as verifications may run at once (max_in_flight, 64), so they are
+# reused; above 64 new tokens in flight the token cache would shed them
+# (503).
+distinct_conns=16
 distinct_verified=0
 distinct_start=$SECONDS
 len=2
