@@ -264,7 +264,7 @@ func TestCachedCancelAllocations(t *testing.T) {
 			r.Header.Set("Content-Type", "application/grpc")
 			r.Header.Set("Authorization", "Bearer ya29.alloc-token")
 			return r
-		}, 14},
+		}, 12},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &nopWriter{h: http.Header{}}

@@ -69,9 +69,18 @@ func Take(r *http.Request) (data []byte, v *Violation) {
 	return read.Bytes(), nil
 }
 
-// ReplayOf is a Replay of bytes read otherwise (a gRPC frame): one
-// allocation where io.NopCloser over a bytes.Reader costs two.
-func ReplayOf(data []byte) *Replay { return &Replay{data: data} }
+// NewReplay is an empty Replay, for a reader that reads the body itself
+// (a gRPC frame): into Spare, the Replay's own memory, when it fits, so
+// that bytes and reader cost one allocation; Hold then names the bytes
+// read.
+func NewReplay() *Replay { return new(Replay) }
+
+// Spare is the Replay's inline memory, empty, with its capacity to fill.
+func (b *Replay) Spare() []byte { return b.inline[:0] }
+
+// Hold makes data (Spare's memory or other) the bytes the Replay reads
+// out, from the first.
+func (b *Replay) Hold(data []byte) { b.data, b.off = data, 0 }
 
 // Bytes are the bytes read; they share the Replay's memory.
 func (b *Replay) Bytes() []byte { return b.data }

@@ -21,8 +21,13 @@ type RPC struct {
 	JSONNames []string
 	// rest builds the REST path of the call from the field values; nil
 	// means the method is chosen by the operation name (RecognizeName).
-	rest func(values []string) (path, operation, problem string)
+	// The values come by value, so that a door's values stay on its stack.
+	rest func(values [MaxFields]string) (path, operation, problem string)
 }
+
+// MaxFields is the most fields an RPC's request message has (GKE's four):
+// a door may hold the values of any RPC in a [MaxFields]string.
+const MaxFields = 4
 
 // The request messages' fields.
 var (
@@ -34,6 +39,9 @@ var (
 
 func init() {
 	for i := range rpcs {
+		if len(rpcs[i].Fields) > MaxFields {
+			panic("catalog: " + rpcs[i].Path + " has more fields than MaxFields")
+		}
 		for _, f := range rpcs[i].Fields {
 			rpcs[i].JSONNames = append(rpcs[i].JSONNames, f.Name)
 		}
@@ -148,7 +156,9 @@ func (c *Catalog) RecognizeRPC(services []string, host string, rpc *RPC, values 
 	}
 	var path, operation string
 	if rpc.rest != nil {
-		if path, operation, problem = rpc.rest(values); problem != "" {
+		var held [MaxFields]string
+		copy(held[:], values)
+		if path, operation, problem = rpc.rest(held); problem != "" {
 			return Result{}, problem
 		}
 	} else if operation = values[0]; operation == "" {
@@ -175,8 +185,8 @@ func (c *Catalog) RecognizeRPC(services []string, host string, rpc *RPC, values 
 // (projects/*/locations/*/operations/*) when the name is set, else the
 // deprecated project_id/zone/operation_id form. When both are given they
 // must name the same operation.
-func containerPath(version string) func([]string) (string, string, string) {
-	return func(v []string) (string, string, string) {
+func containerPath(version string) func([MaxFields]string) (string, string, string) {
+	return func(v [MaxFields]string) (string, string, string) {
 		project, zone, op, name := v[0], v[1], v[2], v[3]
 		if name != "" {
 			parts := strings.Split(name, "/")
@@ -197,8 +207,8 @@ func containerPath(version string) func([]string) (string, string, string) {
 }
 
 // sqlPath builds Cloud SQL's REST path, .../projects/{project}/operations/{operation}/cancel.
-func sqlPath(prefix string) func([]string) (string, string, string) {
-	return func(v []string) (string, string, string) {
+func sqlPath(prefix string) func([MaxFields]string) (string, string, string) {
+	return func(v [MaxFields]string) (string, string, string) {
 		op, project := v[0], v[1]
 		if p := segmentsProblem([]body.ProtoField{sqlFields[1], sqlFields[0]}, []string{project, op}); p != "" {
 			return "", "", p

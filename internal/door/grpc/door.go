@@ -87,13 +87,18 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) gove
 	if x.Refusal = Screen(r, c.Exact, c.Readable, "gRPC"); x.Refusal != nil {
 		return x
 	}
-	raw, msg, v := ReadMessage(r.Body, c.Wire, strings.Join(r.Header.Values("Grpc-Encoding"), ", "), body.MaxBytes)
-	r.Body = body.ReplayOf(raw)
+	// The frame is read into the Replay's own memory: one allocation for
+	// both, unless the message is longer than a cancel's.
+	replay := body.NewReplay()
+	raw, msg, v := ReadMessage(r.Body, c.Wire, strings.Join(r.Header.Values("Grpc-Encoding"), ", "), body.MaxBytes, replay.Spare())
+	replay.Hold(raw)
+	r.Body = replay
 	if v != nil {
 		x.Refusal = govern.InvalidBody(v)
 		return x
 	}
-	values := make([]string, len(c.RPC.Fields))
+	var held [catalog.MaxFields]string
+	values := held[:len(c.RPC.Fields)]
 	return ResolveMessage(x, body.ReadProto(msg, c.RPC.Fields, values), values, c.RPC, cat, services, r.Host)
 }
 

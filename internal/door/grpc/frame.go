@@ -39,8 +39,9 @@ const (
 	flagCompressed = 0x01
 	flagTrailer    = 0x80 // gRPC-Web's trailer frame; never valid from a client
 
-	// initialCap covers a cancel request with a long operation name, so the
-	// common case costs one allocation; a longer message costs one more.
+	// initialCap covers a cancel request with a long operation name, so
+	// that, read without a buffer from the caller, the common case costs
+	// one allocation; a longer message costs one more.
 	initialCap = 256
 )
 
@@ -61,9 +62,13 @@ var strictBase64 = base64.StdEncoding.Strict()
 // and of a WireWebText body at most the base64 text of a frame at the limit
 // sent as two chunks, plus one byte.
 //
+// buf, when it holds more than a frame header, is memory for the frame:
+// a binary frame that fits its capacity is read into it (raw then aliases
+// buf), a longer one into memory of its own; nil means none.
+//
 // On a violation, raw holds what was read and msg is nil. A negative limit
 // is 0: only the empty message passes.
-func ReadMessage(r io.Reader, wire Wire, encoding string, limit int) (raw, msg []byte, v *body.Violation) {
+func ReadMessage(r io.Reader, wire Wire, encoding string, limit int, buf []byte) (raw, msg []byte, v *body.Violation) {
 	limit = max(limit, 0)
 	gzipped, v := acceptEncoding(encoding)
 	if v != nil {
@@ -78,7 +83,7 @@ func ReadMessage(r io.Reader, wire Wire, encoding string, limit int) (raw, msg [
 		}
 		frame = bytes.NewReader(decoded)
 	}
-	framed, v := readFrame(frame, limit, gzipped)
+	framed, v := readFrame(frame, buf, limit, gzipped)
 	if wire != WireWebText {
 		raw = framed
 	}
@@ -106,10 +111,15 @@ func acceptEncoding(encoding string) (gzipped bool, v *body.Violation) {
 	return false, &body.Violation{Description: "The grpc-encoding of the request is not supported; send the message uncompressed or gzip-compressed."}
 }
 
-// readFrame reads exactly one frame, checking its header before reading the
-// payload so that an oversized or unreadable message is refused unread.
-func readFrame(r io.Reader, limit int, gzipped bool) ([]byte, *body.Violation) {
-	buf := make([]byte, headerLen, min(limit, initialCap)+headerLen+1)
+// readFrame reads exactly one frame, into buf when it fits (see
+// ReadMessage), checking its header before reading the payload so that an
+// oversized or unreadable message is refused unread.
+func readFrame(r io.Reader, buf []byte, limit int, gzipped bool) ([]byte, *body.Violation) {
+	if cap(buf) > headerLen {
+		buf = buf[:headerLen]
+	} else {
+		buf = make([]byte, headerLen, min(limit, initialCap)+headerLen+1)
+	}
 	if got, err := io.ReadFull(r, buf); err != nil {
 		switch {
 		case err == io.EOF:

@@ -118,52 +118,68 @@ func TestReadMessage(t *testing.T) {
 		{name: "a body that cannot be read mid-message is refused", body: frame(0, cancelMsg)[:12], readErr: errors.New("connection reset"), refused: "could not be read"},
 		{name: "a text body that cannot be read is refused", wire: WireWebText, body: b64(frame(0, cancelMsg)), readErr: errors.New("connection reset"), refused: "could not be read"},
 	}
+	// Every case is read three ways: into memory of its own, into a
+	// caller's buffer too small for most frames, and into one that holds a
+	// cancel's frame (as the Replay's inline memory does).
+	buffers := []struct {
+		name string
+		cap  int // -1: no buffer
+	}{{"no buffer", -1}, {"small buffer", headerLen + 3}, {"cancel-sized buffer", 256}}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			limit := tt.limit
-			if limit == 0 {
-				limit = 1024
-			}
-			r := &countingReader{r: bytes.NewReader(tt.body), err: tt.readErr}
-			raw, msg, v := ReadMessage(r, tt.wire, tt.encoding, limit)
-			if !bytes.Equal(raw, r.read) {
-				t.Errorf("raw = %q, but the client sent %q", raw, r.read)
-			}
-			maxRead := limit + headerLen + 1
-			if tt.wire == WireWebText {
-				maxRead = base64.StdEncoding.EncodedLen(limit+headerLen) + 5
-			}
-			switch {
-			case tt.nothingRead:
-				maxRead = 0
-			case tt.maxRead > 0:
-				maxRead = tt.maxRead
-			}
-			if len(r.read) > maxRead {
-				t.Errorf("read %d bytes of the body, want at most %d", len(r.read), maxRead)
-			}
-			if tt.refused != "" {
-				if v == nil {
-					t.Fatalf("accepted %q, want a violation saying %q", msg, tt.refused)
+		for _, bt := range buffers {
+			t.Run(tt.name+"/"+bt.name, func(t *testing.T) {
+				limit := tt.limit
+				if limit == 0 {
+					limit = 1024
 				}
-				if !strings.Contains(v.Description, tt.refused) {
-					t.Errorf("violation %q, want it to say %q", v.Description, tt.refused)
+				var buf []byte
+				if bt.cap >= 0 {
+					buf = make([]byte, 0, bt.cap)
 				}
-				if msg != nil {
-					t.Errorf("msg = %q on a violation, want nil", msg)
+				r := &countingReader{r: bytes.NewReader(tt.body), err: tt.readErr}
+				raw, msg, v := ReadMessage(r, tt.wire, tt.encoding, limit, buf)
+				if !bytes.Equal(raw, r.read) {
+					t.Errorf("raw = %q, but the client sent %q", raw, r.read)
 				}
-				return
-			}
-			if v != nil {
-				t.Fatalf("refused: %s", v.Description)
-			}
-			if !bytes.Equal(msg, tt.want) || msg == nil {
-				t.Errorf("msg = %q, want %q", msg, tt.want)
-			}
-			if !bytes.Equal(raw, tt.body) {
-				t.Errorf("raw = %q, want the whole body %q", raw, tt.body)
-			}
-		})
+				if tt.wire != WireWebText && len(raw) > 0 && len(raw) <= cap(buf) && &raw[0] != &buf[:1][0] {
+					t.Errorf("a %d-byte frame was not read into the caller's %d-byte buffer", len(raw), cap(buf))
+				}
+				maxRead := limit + headerLen + 1
+				if tt.wire == WireWebText {
+					maxRead = base64.StdEncoding.EncodedLen(limit+headerLen) + 5
+				}
+				switch {
+				case tt.nothingRead:
+					maxRead = 0
+				case tt.maxRead > 0:
+					maxRead = tt.maxRead
+				}
+				if len(r.read) > maxRead {
+					t.Errorf("read %d bytes of the body, want at most %d", len(r.read), maxRead)
+				}
+				if tt.refused != "" {
+					if v == nil {
+						t.Fatalf("accepted %q, want a violation saying %q", msg, tt.refused)
+					}
+					if !strings.Contains(v.Description, tt.refused) {
+						t.Errorf("violation %q, want it to say %q", v.Description, tt.refused)
+					}
+					if msg != nil {
+						t.Errorf("msg = %q on a violation, want nil", msg)
+					}
+					return
+				}
+				if v != nil {
+					t.Fatalf("refused: %s", v.Description)
+				}
+				if !bytes.Equal(msg, tt.want) || msg == nil {
+					t.Errorf("msg = %q, want %q", msg, tt.want)
+				}
+				if !bytes.Equal(raw, tt.body) {
+					t.Errorf("raw = %q, want the whole body %q", raw, tt.body)
+				}
+			})
+		}
 	}
 }
 
@@ -183,7 +199,7 @@ func BenchmarkReadMessage(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r.Reset(bc.body)
-				if _, _, v := ReadMessage(r, bc.wire, bc.encoding, 4096); v != nil {
+				if _, _, v := ReadMessage(r, bc.wire, bc.encoding, 4096, nil); v != nil {
 					b.Fatal(v.Description)
 				}
 			}

@@ -39,8 +39,17 @@ func FuzzReadMessage(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte, wireN uint8, encoding string, limit16 uint16) {
 		wire, limit := Wire(wireN%3), int(limit16)
+		// The rest of wireN picks the caller's buffer: none, one that
+		// holds only a header and a byte, or a Replay's inline memory.
+		var buf []byte
+		switch wireN / 3 % 3 {
+		case 1:
+			buf = make([]byte, 0, headerLen+1)
+		case 2:
+			buf = make([]byte, 0, 256)
+		}
 		r := &countingReader{r: bytes.NewReader(data)}
-		raw, msg, v := ReadMessage(r, wire, encoding, limit)
+		raw, msg, v := ReadMessage(r, wire, encoding, limit, buf)
 
 		if !bytes.Equal(raw, r.read) {
 			t.Fatalf("raw %q is not what was read, %q", raw, r.read)

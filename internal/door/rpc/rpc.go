@@ -72,7 +72,8 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) gove
 		x.Refusal = govern.InvalidBody(v)
 		return x
 	}
-	values := make([]string, len(c.RPC.Fields))
+	var held [catalog.MaxFields]string
+	values := held[:len(c.RPC.Fields)]
 	if c.Proto {
 		v = body.ReadProto(data, c.RPC.Fields, values)
 	} else {
