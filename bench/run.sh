@@ -35,8 +35,13 @@
 # system) over the run divided by the requests, plus bench/auth's for
 # fwdauth and nginx (nginx: master and worker).
 #
+# Paired runs, after the round-robin: two contenders at once, both on the
+# gateway CPU, each with its own load generator (bare with lro on the
+# cancel, on the not-a-cancel control and on gRPC; bare with nolog), so
+# that the machine's drift weighs on both sides of a ratio alike.
+#
 # Knobs: BENCH_SECONDS (each measured run, default 3), BENCH_ROUNDS (default
-# 5), BENCH_THREADS and BENCH_CONNECTIONS (wrk's -t and -c, default 2 and 32;
+# 4), BENCH_PAIR_ROUNDS (default 3), BENCH_THREADS and BENCH_CONNECTIONS (wrk's -t and -c, default 2 and 32;
 # grpcload uses BENCH_THREADS connections and BENCH_CONNECTIONS workers),
 # BENCH_TOKENS (distinct tokens of the memory phase, default 100000).
 # Installs wrk and nginx with apt-get when they are missing (root or sudo).
@@ -51,11 +56,12 @@ root=$PWD
 start=$SECONDS
 
 secs=${BENCH_SECONDS:-3}
-rounds=${BENCH_ROUNDS:-5}
+rounds=${BENCH_ROUNDS:-4}
+pair_rounds=${BENCH_PAIR_ROUNDS:-3}
 tokens=${BENCH_TOKENS:-100000}
 threads=${BENCH_THREADS:-2}
 conns=${BENCH_CONNECTIONS:-32}
-for knob in secs:BENCH_SECONDS rounds:BENCH_ROUNDS threads:BENCH_THREADS conns:BENCH_CONNECTIONS tokens:BENCH_TOKENS; do
+for knob in secs:BENCH_SECONDS rounds:BENCH_ROUNDS pair_rounds:BENCH_PAIR_ROUNDS threads:BENCH_THREADS conns:BENCH_CONNECTIONS tokens:BENCH_TOKENS; do
 	var=${knob%%:*}
 	if ! [[ ${!var} =~ ^[1-9][0-9]{0,8}$ ]]; then
 		echo "bench: ${knob#*:} must be a positive integer, got '${!var}'" >&2
@@ -63,9 +69,9 @@ for knob in secs:BENCH_SECONDS rounds:BENCH_ROUNDS threads:BENCH_THREADS conns:B
 	fi
 done
 limits_ok=1
-((secs <= 600 && rounds <= 50 && threads <= 64 && conns <= 4096 && tokens <= 10000000)) || limits_ok=0
+((secs <= 600 && rounds <= 50 && pair_rounds <= 50 && threads <= 64 && conns <= 4096 && tokens <= 10000000)) || limits_ok=0
 if [ "$limits_ok" -eq 0 ] || ((threads > conns)); then
-	echo "bench: knobs out of range: BENCH_SECONDS <= 600, BENCH_ROUNDS <= 50, BENCH_THREADS <= 64 and <= BENCH_CONNECTIONS <= 4096, BENCH_TOKENS <= 10000000" >&2
+	echo "bench: knobs out of range: BENCH_SECONDS <= 600, BENCH_ROUNDS and BENCH_PAIR_ROUNDS <= 50, BENCH_THREADS <= 64 and <= BENCH_CONNECTIONS <= 4096, BENCH_TOKENS <= 10000000" >&2
 	exit 2
 fi
 warmup=1
@@ -545,20 +551,10 @@ for c in bare barelog lro devnull nolog journal policy fwdauth nginx; do
 done
 runs+=("other bare bare" "other lro lro" "batch bare bare" "batch lro lro" "grpc bare grpc-bare" "grpc lro grpc-lro")
 
-# measure runs one load generator against one contender, appends a result
-# line unless it is a warm-up, and stops the script if any request failed.
-results=$out/results.txt
-: >"$results"
-tick=$(getconf CLK_TCK)
-measure() {
-	local workload=$1 contender=$2 server=$3 seconds=$4 round=$5
-	local port=${port_of[$server]} raw=$out/run-$workload-$contender-$round.txt audit=$out/audit-$server.json
-	local gw
-	read -r -a gw <<<"${procs_of[$server]}"
-	case $contender in fwdauth | nginx) gw+=("$auth_pid") ;; esac
-	local records_before cpu_before cpu_after
-	records_before=$(lines "$audit")
-	cpu_before=$(ticks "${gw[@]}")
+# load runs the load generator of a workload against the contender on a
+# port for some seconds; its report goes to standard output.
+load() {
+	local workload=$1 port=$2 seconds=$3
 	local wrk=("${pin_load[@]}" timeout $((seconds + 30)) wrk -t"$threads" -c"$conns" -d"${seconds}s" --latency -s bench/wrk.lua)
 	case $workload in
 	cancel) "${wrk[@]}" "http://127.0.0.1:$port/v1/operations/bench-1:cancel" -- cancel ;;
@@ -568,7 +564,44 @@ measure() {
 		"${pin_load[@]}" timeout $((seconds + 30)) "$out/grpcload" -addr "127.0.0.1:$port" \
 			-c "$conns" -conns "$threads" -d "${seconds}s"
 		;;
-	esac >"$raw" 2>&1 || {
+	esac
+}
+
+# report prints "requests duration_us p50_us p99_us timeouts" from a load
+# generator's report, and stops the script if any request failed.
+report() {
+	local raw=$1 what=$2 server=$3
+	local line requests failed
+	line=$(grep '^BENCH ' "$raw") || fail "no BENCH line in $raw"
+	requests=$(field "$line" requests)
+	failed=$(($(field "$line" non2xx) + $(field "$line" socket_errors) + $(field "$line" errors)))
+	if [ "$failed" -ne 0 ] || [ "$requests" -eq 0 ]; then
+		fail "$what: $requests requests, $failed failed; see $raw, $out/caddy-$server.log and $out/audit-$server.json"
+	fi
+	echo "$requests $(field "$line" duration_us) $(field "$line" p50_us) $(field "$line" p99_us) $(field "$line" timeouts)"
+}
+
+# gateway names the processes whose CPU a contender's requests cost.
+gateway() {
+	local contender=$1 server=$2
+	echo "${procs_of[$server]}"
+	case $contender in fwdauth | nginx) echo "$auth_pid" ;; esac
+}
+
+# measure runs one load generator against one contender, appends a result
+# line unless it is a warm-up, and stops the script if any request failed.
+results=$out/results.txt
+: >"$results"
+tick=$(getconf CLK_TCK)
+measure() {
+	local workload=$1 contender=$2 server=$3 seconds=$4 round=$5
+	local raw=$out/run-$workload-$contender-$round.txt audit=$out/audit-$server.json
+	local gw
+	read -r -d '' -a gw < <(gateway "$contender" "$server") || true
+	local records_before cpu_before cpu_after
+	records_before=$(lines "$audit")
+	cpu_before=$(ticks "${gw[@]}")
+	load "$workload" "${port_of[$server]}" "$seconds" >"$raw" 2>&1 || {
 		alive
 		fail "the load generator failed ($workload, $contender): $(tail -n3 "$raw")"
 	}
@@ -576,21 +609,45 @@ measure() {
 	sleep 0.3 # the requests in flight when the run stopped finish and are recorded
 	alive
 	local records=$(($(lines "$audit") - records_before))
-	local line requests duration_us p50_us p99_us failed timeouts
-	line=$(grep '^BENCH ' "$raw") || fail "no BENCH line in $raw"
-	requests=$(field "$line" requests)
-	duration_us=$(field "$line" duration_us)
-	p50_us=$(field "$line" p50_us)
-	p99_us=$(field "$line" p99_us)
-	failed=$(($(field "$line" non2xx) + $(field "$line" socket_errors) + $(field "$line" errors)))
-	timeouts=$(field "$line" timeouts)
-	if [ "$failed" -ne 0 ] || [ "$requests" -eq 0 ]; then
-		fail "$workload through $contender: $requests requests, $failed failed; see $raw, $out/caddy-$server.log and $audit"
-	fi
+	local requests duration_us p50_us p99_us timeouts
+	read -r requests duration_us p50_us p99_us timeouts < <(report "$raw" "$workload through $contender" "$server") || exit 1
 	if [ "$round" != warmup ]; then
 		echo "$workload $contender $round $requests $duration_us $p50_us $p99_us ${timeouts:-0} $records $((cpu_after - cpu_before))" >>"$results"
 		awk -v w="$workload" -v c="$contender" -v r="$round" -v n="$requests" -v d="$duration_us" -v t="$((cpu_after - cpu_before))" -v tick="$tick" \
 			'BEGIN { printf "  round %s  %-6s %-8s %8.0f req/s %7.1f us CPU/req\n", r, w, c, n / (d / 1e6), t / tick * 1e6 / n }'
+	fi
+}
+
+# measure_pair runs a workload against two Caddy contenders at the same
+# time, each with its own load generator, both gateways sharing the
+# gateway CPU: a drift of the machine's speed then weighs on both alike,
+# which round-robin runs seconds apart cannot promise. It appends
+# "workload A B round requestsA ticksA requestsB ticksB" to $pairs.
+pairs=$out/pairs.txt
+: >"$pairs"
+measure_pair() {
+	local workload=$1 a=$2 b=$3 seconds=$4 round=$5
+	local rawa=$out/pair-$workload-$a-$round.txt rawb=$out/pair-$workload-$b-$round.txt
+	local a0 b0 a1 b1 pa pb ra rb
+	a0=$(ticks ${procs_of[$a]})
+	b0=$(ticks ${procs_of[$b]})
+	load "$workload" "${port_of[$a]}" "$seconds" >"$rawa" 2>&1 &
+	pa=$!
+	load "$workload" "${port_of[$b]}" "$seconds" >"$rawb" 2>&1 &
+	pb=$!
+	wait "$pa" || { alive; fail "the load generator failed ($workload, $a paired with $b): $(tail -n3 "$rawa")"; }
+	wait "$pb" || { alive; fail "the load generator failed ($workload, $b paired with $a): $(tail -n3 "$rawb")"; }
+	a1=$(ticks ${procs_of[$a]})
+	b1=$(ticks ${procs_of[$b]})
+	sleep 0.3
+	alive
+	read -r ra _ < <(report "$rawa" "$workload through $a (paired)" "$a") || exit 1
+	read -r rb _ < <(report "$rawb" "$workload through $b (paired)" "$b") || exit 1
+	if [ "$round" != warmup ]; then
+		echo "$workload $a $b $round $ra $((a1 - a0)) $rb $((b1 - b0))" >>"$pairs"
+		awk -v w="$workload" -v a="$a" -v b="$b" -v r="$round" -v ra="$ra" -v ta="$((a1 - a0))" -v rb="$rb" -v tb="$((b1 - b0))" -v tick="$tick" \
+			'BEGIN { ca = ta / tick * 1e6 / ra; cb = tb / tick * 1e6 / rb
+				printf "  round %s  %-6s %-9s %7.1f us CPU/req  with %-9s %7.1f us CPU/req  ratio %.3f\n", r, w, a, ca, b, cb, ca / cb }'
 	fi
 }
 
@@ -613,6 +670,18 @@ for round in $(seq "$rounds"); do
 	for run in "${order[@]}"; do
 		read -r w c s <<<"$run"
 		measure "$w" "$c" "$s" "$secs" "$round"
+	done
+done
+
+# The paired runs: the targets' comparisons, the module without its audit
+# log, and a control whose two sides differ by a match of a path (not a
+# cancel through lro), which should read about 1.
+pair_runs=("other bare lro" "cancel bare lro" "cancel bare nolog" "grpc grpc-bare grpc-lro")
+echo "== $pair_rounds paired rounds of ${secs}s runs (two contenders at once on the gateway CPU, a load generator each)"
+for round in $(seq "$pair_rounds"); do
+	for run in "${pair_runs[@]}"; do
+		read -r w a b <<<"$run"
+		measure_pair "$w" "$a" "$b" "$secs" "$round"
 	done
 done
 
@@ -790,6 +859,45 @@ function target(what, k, kind, want,    m, l, h) {
 }' "$results"
 
 echo
+echo "== paired runs: medians over $pair_rounds rounds; CPU ratio = the first's CPU/req over the second's, per round, median (min-max)"
+awk -v tick="$tick" '
+function sort(v, n,    i, j, t) {
+	for (i = 2; i <= n; i++) {
+		t = v[i]
+		for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]
+		v[j + 1] = t
+	}
+}
+{
+	k = $1 " " $2 " " $3
+	if (!(k in list)) order[++nk] = k
+	ca = $6 / tick * 1e6 / $5; cb = $8 / tick * 1e6 / $7
+	list[k] = list[k] " " ca / cb; A[k] = A[k] " " ca; B[k] = B[k] " " cb
+}
+function med(l,    v, n, i) {
+	n = split(l, v, " ")
+	for (i = 1; i <= n; i++) v[i] += 0
+	sort(v, n)
+	lo = v[1]; hi = v[n]
+	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+END {
+	for (i = 1; i <= nk; i++) {
+		k = order[i]; split(k, kv, " ")
+		a = med(A[k]); b = med(B[k]); m = med(list[k])
+		note = kv[1] == "other" ? "  (the control: not a cancel, lro only matches)" : ""
+		printf "%-8s %-9s %7.1fus  %-9s %7.1fus  CPU ratio %.3f (%.2f-%.2f)%s\n", kv[1], kv[2], a, kv[3], b, m, lo, hi, note
+		P[kv[1] " " kv[3]] = m; Plo[kv[1] " " kv[3]] = lo; Phi[kv[1] " " kv[3]] = hi
+	}
+	print ""
+	t("REST cancel, cached token: CPU/req >= 0.95 of bare reverse_proxy", "cancel lro", 0.95)
+	t("gRPC cancel: CPU/req >= 0.90 of bare Caddy gRPC proxy", "grpc grpc-lro", 0.90)
+}
+function t(what, k, want) {
+	printf "target  %-66s paired   %.2f (%.2f-%.2f)  %s\n", what, P[k], Plo[k], Phi[k], (P[k] >= want ? "MET" : "NOT MET")
+}' "$pairs"
+
+echo
 echo "== audit records (measured runs; records also count the <= $conns requests in flight when each run stopped)"
 awk '$2 != "bare" && $2 != "barelog" && $2 != "devnull" && $2 != "nolog" && $2 != "fwdauth" && $2 != "nginx" { k = $1 " " $2; if (!(k in req)) o[++n] = k; req[k] += $4; rec[k] += $9 }
 	END {
@@ -831,6 +939,7 @@ echo "== how these numbers were produced"
 echo "command: BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_THREADS=$threads BENCH_CONNECTIONS=$conns BENCH_TOKENS=$tokens bash bench/run.sh"
 echo "each run: wrk -t$threads -c$conns -d${secs}s --latency -s bench/wrk.lua URL -- WORKLOAD (cancel, other, batch)"
 echo "          bench/out/grpcload -addr 127.0.0.1:PORT -c $conns -conns $threads -d ${secs}s (grpc)"
+echo "          paired: two of these at once, one per contender of the pair"
 echo "          configs: bench/out/Caddyfile.*, bench/out/nginx/nginx.conf; raw reports bench/out/run-*.txt"
 echo "pinning: $pinning"
 echo "CPU/req: user+system CPU of the gateway side over a run / its requests; fwdauth and nginx include bench/auth's CPU, nginx its master and worker"
