@@ -8,8 +8,8 @@
 #   bench/grpcload  the gRPC load generator; wrk (bench/wrk.lua) for HTTP
 #   one Caddy process per contender, and nginx
 #
-#   bash bench/run.sh          # ~6.5 minutes on 2 cores with a cold build, plus the installs
-#   BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_TOKENS=5000 bash bench/run.sh   # smoke run
+#   bash bench/run.sh          # ~5 minutes on 2 cores; ~7.5 with a cold build and the installs
+#   BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_PAIR_ROUNDS=1 BENCH_TOKENS=5000 bash bench/run.sh   # smoke run
 #
 # Contenders, run round-robin (each round runs every contender of every
 # workload once, even rounds in reverse order), after a warm-up run of each:
@@ -936,7 +936,7 @@ echo "batches: $big_ok of 8 batches of $big_size bytes (1,000 POST parts of ~10 
 
 echo
 echo "== how these numbers were produced"
-echo "command: BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_THREADS=$threads BENCH_CONNECTIONS=$conns BENCH_TOKENS=$tokens bash bench/run.sh"
+echo "command: BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_PAIR_ROUNDS=$pair_rounds BENCH_THREADS=$threads BENCH_CONNECTIONS=$conns BENCH_TOKENS=$tokens bash bench/run.sh"
 echo "each run: wrk -t$threads -c$conns -d${secs}s --latency -s bench/wrk.lua URL -- WORKLOAD (cancel, other, batch)"
 echo "          bench/out/grpcload -addr 127.0.0.1:PORT -c $conns -conns $threads -d ${secs}s (grpc)"
 echo "          paired: two of these at once, one per contender of the pair"
