@@ -76,12 +76,8 @@ func TestJournalKeepsCompletedLinesOfAFailedBatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "journal")
-			fl := &faults{}
 			core, logs := observer.New(zapcore.InfoLevel)
-			j, err := openJournal(path, JournalOptions{Logger: zap.New(core)}, fl.fs())
-			if err != nil {
-				t.Fatal(err)
-			}
+			fl, j := openFaulty(t, path, JournalOptions{Logger: zap.New(core)})
 			defer j.Close()
 			if err := j.Write(record("before")); err != nil {
 				t.Fatal(err)
@@ -159,12 +155,8 @@ func TestJournalDoesNotKeepLinesItCouldNotTakeBack(t *testing.T) {
 	// The fsync fails and so does the truncation: the lines stay in the
 	// file, so keeping them would write them twice.
 	path := filepath.Join(t.TempDir(), "journal")
-	fl := &faults{}
 	core, logs := observer.New(zapcore.InfoLevel)
-	j, err := openJournal(path, JournalOptions{Logger: zap.New(core)}, fl.fs())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, j := openFaulty(t, path, JournalOptions{Logger: zap.New(core)})
 	defer j.Close()
 	fl.update(func(fl *faults) { fl.syncErr, fl.truncErr = syscall.EIO, syscall.EIO })
 	if err := j.Append(completedRecord("stays")); err != nil {
@@ -190,11 +182,7 @@ func TestJournalDoesNotKeepLinesItCouldNotTakeBack(t *testing.T) {
 
 func TestJournalKeepsCompletedLinesOfATimedOutAppend(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	fl := &faults{}
-	j, err := openJournal(path, JournalOptions{Timeout: 50 * time.Millisecond}, fl.fs())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, j := openFaulty(t, path, JournalOptions{Timeout: 50 * time.Millisecond})
 	defer j.Close()
 	// The hung batch holds a completed line: the gate holds the fsync of
 	// the Write that the Append's line shares or follows.
@@ -253,12 +241,8 @@ func TestJournalKeepsABoundedNumberOfCompletedLines(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "journal")
-			fl := &faults{}
 			core, logs := observer.New(zapcore.InfoLevel)
-			j, err := openJournal(path, JournalOptions{Logger: zap.New(core)}, fl.fs())
-			if err != nil {
-				t.Fatal(err)
-			}
+			fl, j := openFaulty(t, path, JournalOptions{Logger: zap.New(core)})
 			defer j.Close()
 			fl.update(func(fl *faults) { fl.syncErr = syscall.EIO })
 			const total = maxKeptLines + 500
@@ -318,11 +302,7 @@ func TestJournalKeepsABoundedNumberOfCompletedLines(t *testing.T) {
 
 func TestJournalCloseWritesKeptLines(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	fl := &faults{}
-	j, err := openJournal(path, JournalOptions{}, fl.fs())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, j := openFaulty(t, path, JournalOptions{})
 	fl.update(func(fl *faults) { fl.syncErr = syscall.EIO })
 	if err := j.Append(completedRecord("kept")); err != nil {
 		t.Fatal(err)
@@ -341,11 +321,7 @@ func TestJournalCloseWritesKeptLines(t *testing.T) {
 
 func TestJournalKeepsExactlyOneCompletedLineUnderFlappingFaults(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	fl := &faults{}
-	j, err := openJournal(path, JournalOptions{Timeout: 20 * time.Millisecond}, fl.fs())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, j := openFaulty(t, path, JournalOptions{Timeout: 20 * time.Millisecond})
 	defer j.Close()
 	stop := make(chan struct{})
 	flapped := make(chan struct{})
@@ -419,11 +395,7 @@ func TestJournalKeepsExactlyOneCompletedLineUnderFlappingFaults(t *testing.T) {
 
 func TestJournalClosedByAReloadHandsCompletedRecordsOn(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	fl := &faults{}
-	old, err := openJournal(path, JournalOptions{}, fl.fs())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, old := openFaulty(t, path, JournalOptions{})
 	if err := old.Write(record("inflight")); err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,17 @@ func (fl *faults) fs() fileSystem {
 	}
 }
 
+// openFaulty opens a journal at path over a new faults file system.
+func openFaulty(t *testing.T, path string, opts JournalOptions) (*faults, *Journal) {
+	t.Helper()
+	fl := &faults{}
+	j, err := openJournal(path, opts, fl.fs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl, j
+}
+
 func (fl *faults) update(f func(*faults)) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
@@ -313,11 +324,7 @@ func TestOpenJournal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			fl := &faults{}
-			j, err := openJournal(path, JournalOptions{}, fl.fs())
-			if err != nil {
-				t.Fatal(err)
-			}
+			fl, j := openFaulty(t, path, JournalOptions{})
 			if j.Path() != path {
 				t.Errorf("Path() = %q, want %q", j.Path(), path)
 			}
@@ -367,12 +374,8 @@ func TestOpenJournalRefuses(t *testing.T) {
 func TestJournalGroupCommitSharesOneFsync(t *testing.T) {
 	const writers = 200
 	path := filepath.Join(t.TempDir(), "journal")
-	fl := &faults{}
 	var fsyncs atomic.Int64
-	j, err := openJournal(path, JournalOptions{OnSync: func(time.Duration, error) { fsyncs.Add(1) }}, fl.fs())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, j := openFaulty(t, path, JournalOptions{OnSync: func(time.Duration, error) { fsyncs.Add(1) }})
 	defer j.Close()
 
 	// The first record's fsync is held open while the other 199 arrive:
@@ -426,16 +429,12 @@ func TestJournalFailsThenRecovers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "journal")
-			fl := &faults{}
 			var failedSyncs atomic.Int64
-			j, err := openJournal(path, JournalOptions{OnSync: func(_ time.Duration, err error) {
+			fl, j := openFaulty(t, path, JournalOptions{OnSync: func(_ time.Duration, err error) {
 				if err != nil {
 					failedSyncs.Add(1)
 				}
-			}}, fl.fs())
-			if err != nil {
-				t.Fatal(err)
-			}
+			}})
 			defer j.Close()
 			for _, id := range []string{"ok1", "ok2"} {
 				if err := j.Write(record(id)); err != nil {
@@ -747,11 +746,7 @@ func TestJournalsShareOneFile(t *testing.T) {
 
 func TestJournalMovesAsideATornLineOfAnotherWriter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	fl := &faults{}
-	failing, err := openJournal(path, JournalOptions{}, fl.fs())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, failing := openFaulty(t, path, JournalOptions{})
 	defer failing.Close()
 	other, err := OpenJournal(path, JournalOptions{})
 	if err != nil {
@@ -789,11 +784,7 @@ func TestJournalCloseWithPendingWrites(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "journal")
-			fl := &faults{}
-			j, err := openJournal(path, JournalOptions{}, fl.fs())
-			if err != nil {
-				t.Fatal(err)
-			}
+			fl, j := openFaulty(t, path, JournalOptions{})
 			errs := make(chan error, queued+1)
 			release := holdFirstFsync(t, j, fl, tt.syncErr, "first", errs)
 			defer release()
@@ -839,11 +830,7 @@ func TestJournalCloseWithPendingWrites(t *testing.T) {
 // open, and its record is on disk once a later Write or Close returns.
 func TestJournalAppendDoesNotWaitButLands(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "journal")
-	fl := &faults{}
-	j, err := openJournal(path, JournalOptions{}, fl.fs())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fl, j := openFaulty(t, path, JournalOptions{})
 	first := make(chan error, 1)
 	release := holdFirstFsync(t, j, fl, nil, "held", first)
 	defer release()
@@ -969,17 +956,13 @@ func TestJournalFailsAHungAppendAtTheTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "journal")
-				fl := &faults{}
 				core, logs := observer.New(zapcore.InfoLevel)
 				attempts := make(chan error, 16) // OnSync's outcomes
-				j, err := openJournal(path, JournalOptions{
+				fl, j := openFaulty(t, path, JournalOptions{
 					Logger:  zap.New(core),
 					Timeout: tt.timeout,
 					OnSync:  func(_ time.Duration, err error) { attempts <- err },
-				}, fl.fs())
-				if err != nil {
-					t.Fatal(err)
-				}
+				})
 				defer j.Close() // should the test stop early; after release
 				if err := j.Write(record("before")); err != nil {
 					t.Fatal(err)
@@ -1086,11 +1069,7 @@ func TestJournalFailsAHungAppendAtTheTimeout(t *testing.T) {
 func TestJournalCloseDoesNotWaitForAHungAppend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "journal")
-		fl := &faults{}
-		j, err := openJournal(path, JournalOptions{Timeout: time.Second}, fl.fs())
-		if err != nil {
-			t.Fatal(err)
-		}
+		fl, j := openFaulty(t, path, JournalOptions{Timeout: time.Second})
 		errs := make(chan error, 1)
 		start := time.Now()
 		release := holdFirstFsync(t, j, fl, nil, "hung", errs)
