@@ -247,6 +247,13 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 		tokeninfo: newFakeTokenInfo(t, defaultGrants()),
 		dir:       t.TempDir(),
 	}
+	g.tester = caddytest.NewTester(t)
+	g.tester.InitServer(g.config(opts), "caddyfile")
+	return g
+}
+
+// config is the gateway's Caddyfile for opts.
+func (g *gateway) config(opts gatewayOptions) string {
 	site := opts.site
 	if site == "" {
 		directive := opts.directive
@@ -256,7 +263,7 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 		site = "lro_cancel {\n" + directive + "\n}\nreverse_proxy UPSTREAM"
 	}
 	site = strings.NewReplacer("UPSTREAM", g.upstream.addr(), "TOKENINFO", g.tokeninfo.url()).Replace(site)
-	config := fmt.Sprintf(`{
+	return fmt.Sprintf(`{
 	admin localhost:2999
 	http_port %[1]d
 	https_port 9443
@@ -286,9 +293,6 @@ func startGateway(t *testing.T, opts gatewayOptions) *gateway {
 	%[3]s
 }
 `, gatewayPort, g.dir, site, credentialFilter, opts.servers, opts.logs)
-	g.tester = caddytest.NewTester(t)
-	g.tester.InitServer(config, "caddyfile")
-	return g
 }
 
 // do sends one request through the gateway and returns the response and

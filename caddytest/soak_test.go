@@ -23,35 +23,7 @@ import (
 // soakConfig is startGateway's Caddyfile for a directive, with extra
 // lines in the site: a reload of it changes nothing the test looks at.
 func soakConfig(g *gateway, directive, extra string) string {
-	site := "lro_cancel {\ntokeninfo " + g.tokeninfo.url() + "\n" + directive + "\n}\n" + extra + "\nreverse_proxy " + g.upstream.addr()
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %[1]d
-	https_port 9443
-	grace_period 1ns
-	skip_install_trust
-	servers {
-	}
-	log default {
-		output file %[2]s/default.log
-		%[4]s
-		exclude http.handlers.lro_cancel.audit http.log.access
-	}
-	log audit {
-		output file %[2]s/audit.log
-		format json
-		include http.handlers.lro_cancel.audit
-	}
-}
-
-:%[1]d {
-	log {
-		output file %[2]s/access.log
-		%[4]s
-	}
-	%[3]s
-}
-`, gatewayPort, g.dir, site, credentialFilter)
+	return g.config(gatewayOptions{site: "lro_cancel {\ntokeninfo TOKENINFO\n" + directive + "\n}\n" + extra + "\nreverse_proxy UPSTREAM"})
 }
 
 // fillDisk writes a filler file into dir until the file system is full,
