@@ -800,7 +800,8 @@ mem_line "after the batches" >>"$mem_report"
 
 echo
 echo "== results: medians over $rounds rounds; ratios per round (bare / contender for CPU, contender / bare for req/s), median (min-max)"
-awk -v tick="$tick" -v journal_note="$journal_note" -v nginx_note="$nginx_note" -v rounds="$rounds" '
+# stats is the awk both reports share: a median and a spread.
+stats='
 function sort(v, n,    i, j, t) {
 	for (i = 2; i <= n; i++) {
 		t = v[i]
@@ -816,6 +817,8 @@ function stat(list,    v, n, i) {
 	med = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 	lo = v[1]; hi = v[n]
 }
+'
+awk -v tick="$tick" -v journal_note="$journal_note" -v nginx_note="$nginx_note" -v rounds="$rounds" "$stats"'
 {
 	k = $1 " " $2
 	if (!(k in rps)) order[++nk] = k
@@ -860,31 +863,19 @@ function target(what, k, kind, want,    m, l, h) {
 
 echo
 echo "== paired runs: medians over $pair_rounds rounds; CPU ratio = the first's CPU/req over the second's, per round, median (min-max)"
-awk -v tick="$tick" '
-function sort(v, n,    i, j, t) {
-	for (i = 2; i <= n; i++) {
-		t = v[i]
-		for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]
-		v[j + 1] = t
-	}
-}
+awk -v tick="$tick" "$stats"'
 {
 	k = $1 " " $2 " " $3
 	if (!(k in list)) order[++nk] = k
 	ca = $6 / tick * 1e6 / $5; cb = $8 / tick * 1e6 / $7
 	list[k] = list[k] " " ca / cb; A[k] = A[k] " " ca; B[k] = B[k] " " cb
 }
-function med(l,    v, n, i) {
-	n = split(l, v, " ")
-	for (i = 1; i <= n; i++) v[i] += 0
-	sort(v, n)
-	lo = v[1]; hi = v[n]
-	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
 END {
 	for (i = 1; i <= nk; i++) {
 		k = order[i]; split(k, kv, " ")
-		a = med(A[k]); b = med(B[k]); m = med(list[k])
+		stat(A[k]); a = med
+		stat(B[k]); b = med
+		stat(list[k]); m = med
 		note = kv[1] == "other" ? "  (the control: not a cancel, lro only matches)" : ""
 		printf "%-8s %-9s %7.1fus  %-9s %7.1fus  CPU ratio %.3f (%.2f-%.2f)%s\n", kv[1], kv[2], a, kv[3], b, m, lo, hi, note
 		P[kv[1] " " kv[3]] = m; Plo[kv[1] " " kv[3]] = lo; Phi[kv[1] " " kv[3]] = hi
