@@ -34,6 +34,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		      leeway <d>  timeout <d>  refresh_interval <d>  min_refresh_interval <d>  cache_ttl <d> ... }
 //		audit { stages received completed  journal <path> }
 //		policy { allow|deny <name> <cel>  ...  dry_run }
+//		limits { store local|redis <addr> { password_file <f>  db <n>  tls  timeout <d> }
+//		         on_error deny|allow  rule <name> <count> <window> [<cel-key>]  ...  dry_run }
 //	}
 //
 // Every error names the offending line.
@@ -71,6 +73,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.parseAudit(d)
 		case "policy":
 			err = h.parsePolicy(d)
+		case "limits":
+			err = h.parseLimits(d)
 		default:
 			return d.Errf("unrecognized lro_cancel subdirective '%s'", name)
 		}
@@ -295,6 +299,118 @@ func (h *Handler) parsePolicy(d *caddyfile.Dispenser) error {
 		}
 		return d.Errf("unrecognized policy subdirective '%s' (want allow, deny or dry_run)", name)
 	})
+}
+
+// parseLimits reads `limits { store ...  on_error ...  rule ...  dry_run }`.
+// Each rule is checked as it is read, so that an error names its line.
+func (h *Handler) parseLimits(d *caddyfile.Dispenser) error {
+	if h.Limits == nil {
+		h.Limits = new(LimitsConfig)
+	}
+	lc := h.Limits
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return eachSubdirective(d, 1, func(name string) error {
+		switch name {
+		case "dry_run":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			lc.DryRun = true
+			return nil
+		case "on_error":
+			var err error
+			lc.OnError, err = oneOf(d, limitOnErrorDeny, limitOnErrorAllow)
+			return err
+		case "store":
+			return lc.parseStore(d)
+		case "rule":
+			args := d.RemainingArgs()
+			if len(args) != 3 && len(args) != 4 {
+				return d.Err("limits rule needs <name> <count> <window> and may add a CEL key (quote it with backticks)")
+			}
+			count, err := strconv.Atoi(args[1])
+			if err != nil || count <= 0 {
+				return d.Errf("limits rule %q: the count must be a positive integer, not %q", args[0], args[1])
+			}
+			window, err := caddy.ParseDuration(args[2])
+			if err != nil || window <= 0 {
+				return d.Errf("limits rule %q: bad window %q (want a positive duration, e.g. 1h)", args[0], args[2])
+			}
+			rule := LimitRule{Name: args[0], Count: count, Window: caddy.Duration(window)}
+			if len(args) == 4 {
+				rule.Key = args[3]
+			}
+			lc.Rules = append(lc.Rules, rule)
+			if err := validateLimitRules(lc.Rules); err != nil {
+				return d.Errf("%v", err)
+			}
+			return nil
+		}
+		return d.Errf("unrecognized limits subdirective '%s' (want store, on_error, rule or dry_run)", name)
+	})
+}
+
+// parseStore reads `store local` or `store redis <addr> { ... }`.
+func (lc *LimitsConfig) parseStore(d *caddyfile.Dispenser) error {
+	var err error
+	if lc.Store, err = oneOfArg(d, limitStoreLocal, limitStoreRedis); err != nil {
+		return err
+	}
+	if lc.Store == limitStoreLocal {
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		return nil
+	}
+	rc := new(RedisConfig)
+	lc.Redis = rc
+	if !d.AllArgs(&rc.Address) {
+		return d.Err("store redis needs the server's <host>:<port>")
+	}
+	if err := validateRedisAddress(rc.Address); err != nil {
+		return d.Errf("%v", err)
+	}
+	return eachSubdirective(d, 2, func(name string) error {
+		switch name {
+		case "password_file":
+			return oneArg(d, &rc.PasswordFile)
+		case "db":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return d.Errf("db must be a database number, not %q", s)
+			}
+			rc.DB = n
+			return nil
+		case "tls":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			rc.TLS = true
+			return nil
+		case "timeout":
+			return parseDuration(d, &rc.Timeout)
+		}
+		return d.Errf("unrecognized redis subdirective '%s'", name)
+	})
+}
+
+// oneOfArg takes the next argument on the line, which must be one of
+// choices.
+func oneOfArg(d *caddyfile.Dispenser, choices ...string) (string, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	if v := d.Val(); slices.Contains(choices, v) {
+		return v, nil
+	}
+	return "", d.Errf("%s must be one of %v, not %q", name, choices, d.Val())
 }
 
 // eachSubdirective calls parse for each subdirective of the block at the

@@ -102,7 +102,7 @@ func (h *Handler) explain(r *http.Request, id identity) explanation {
 		t.Steps = append(t.Steps, govern.Step{Check: "request", Outcome: "refused before credentials: " + den.Message})
 	} else {
 		t.Steps = append(t.Steps, govern.Step{Check: "credentials", Outcome: "given (" + describe(id) + "), not verified"})
-		den = h.core.Authorize(&x, &rec, id.info(h.opaqueVerifier()), &t)
+		den = h.core.Authorize(r.Context(), &x, &rec, id.info(h.opaqueVerifier()), &t)
 	}
 	e.Steps, e.Policy, e.Scopes = t.Steps, t.Policy, rec.ScopesAccepted
 	if den == nil {

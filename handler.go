@@ -68,6 +68,11 @@ type Handler struct {
 	// scope and body and before unlisted and unimplemented, on every door.
 	Policy *PolicyConfig `json:"policy,omitempty"`
 
+	// Limits bound how many cancels a principal (or any CEL key) may make,
+	// exactly, across every gateway sharing the store; after policy, before
+	// unimplemented.
+	Limits *LimitsConfig `json:"limits,omitempty"`
+
 	recognizer recognizer
 	core       *govern.Core
 	closers    []func()
@@ -203,6 +208,65 @@ type PolicyRule struct {
 	Expr string `json:"expr,omitempty"`
 }
 
+// LimitsConfig configures the fleet-wide cancel limits (see docs/limits.md).
+type LimitsConfig struct {
+	// Store is where admissions are counted: "local" (default: this
+	// instance only) or "redis" (every gateway naming the same server).
+	Store string `json:"store,omitempty"`
+
+	// Redis is the server of the redis store.
+	Redis *RedisConfig `json:"redis,omitempty"`
+
+	// OnError is what a cancel gets when the store cannot answer: "deny"
+	// (default: 503, nothing forwarded) or "allow" (forwarded, recorded
+	// with limit_error).
+	OnError string `json:"on_error,omitempty"`
+
+	// Rules are the limits; a cancel must be admitted by every one.
+	Rules []LimitRule `json:"rules,omitempty"`
+
+	// DryRun refuses nothing: every cancel is admitted and counted, and
+	// the record names the rule that would have refused it.
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// RedisConfig says how to reach the redis store (Redis, Valkey, or a
+// managed Redis).
+type RedisConfig struct {
+	// Address is the server's host:port.
+	Address string `json:"address,omitempty"`
+
+	// PasswordFile holds the server's password (a trailing newline is
+	// ignored); read at provisioning.
+	PasswordFile string `json:"password_file,omitempty"`
+
+	// DB is the database number. Default: 0.
+	DB int `json:"db,omitempty"`
+
+	// TLS speaks TLS to the server (rediss), verifying its certificate.
+	TLS bool `json:"tls,omitempty"`
+
+	// Timeout bounds one decision's round trip, connecting included; past
+	// it the store counts as unavailable. Default: 100ms.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// LimitRule is one limit: at most Count cancels per key in any Window.
+type LimitRule struct {
+	// Name names the rule in refusals, records and metrics.
+	Name string `json:"name,omitempty"`
+
+	// Count is how many cancels one key may make in any Window.
+	Count int `json:"count,omitempty"`
+
+	// Window is the sliding window's length.
+	Window caddy.Duration `json:"window,omitempty"`
+
+	// Key is a CEL expression yielding the string the rule counts by.
+	// Default: request.auth.principal.
+	Key string `json:"key,omitempty"`
+}
+
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -232,6 +296,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	core.Count = h.metrics.countRequest
 	core.Logger = h.logger
 	core.OutageLog = &rate.Sometimes{First: 1, Interval: 10 * time.Second}
+	if core.Limits != nil {
+		if err := h.openLimitStore(core.Limits); err != nil {
+			return err
+		}
+	}
 	if j := h.JWT; j != nil {
 		v, err := credential.NewJWT(credential.JWTConfig{
 			JWKSURL:            j.JWKSURL,
@@ -302,6 +371,13 @@ func (h *Handler) provisionDecision() error {
 			return err
 		}
 		core.Policy, core.DryRun = p, h.Policy.DryRun
+	}
+	if h.Limits != nil {
+		lim, err := provisionLimits(h.Limits)
+		if err != nil {
+			return err
+		}
+		core.Limits = lim
 	}
 	h.core = core
 	return nil

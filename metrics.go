@@ -3,6 +3,7 @@ package lrocancel
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/govern"
+	"github.com/lro-cancel/lro_cancel/internal/limit"
 )
 
 // metrics are lro_cancel's collectors in Caddy's registry. Every handler of
@@ -23,6 +26,7 @@ type metrics struct {
 	cacheLookups    *prometheus.CounterVec
 	journalSync     prometheus.Histogram
 	journalFailures prometheus.Counter
+	limitDecisions  *prometheus.CounterVec
 }
 
 const metricsNamespace = "caddy_lro_cancel"
@@ -59,6 +63,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: metricsNamespace, Name: "journal_failures_total",
 			Help: "Audit journal writes or fsyncs that failed (each refused its batch of cancels).",
 		}),
+		limitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "limit_decisions_total",
+			Help: "Limit decisions, by rule and result: admitted, limited (refused 429, or its key failed), store_error (the store could not answer), dry_run_limited (would have been refused).",
+		}, []string{"rule", "result"}),
 	}
 	var err error
 	m.requests, err = register(reg, m.requests)
@@ -79,6 +87,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if err == nil {
 		m.journalFailures, err = register(reg, m.journalFailures)
+	}
+	if err == nil {
+		m.limitDecisions, err = register(reg, m.limitDecisions)
 	}
 	return m, err
 }
@@ -144,6 +155,23 @@ func (o observedVerifier) Verify(ctx context.Context, token string) (*credential
 	}
 	o.m.verifierCalls.WithLabelValues(o.name, result).Inc()
 	return info, err
+}
+
+// limitObserver returns the limits' hook, its counters resolved once
+// (rule names come from the config: a bounded set).
+func (m *metrics) limitObserver(rules []limit.Rule) func(rule int, result string) {
+	results := [...]string{govern.LimitAdmitted, govern.LimitLimited, govern.LimitStoreError, govern.LimitDryRunLimited}
+	counters := make([][len(results)]prometheus.Counter, len(rules))
+	for i, r := range rules {
+		for j, res := range results {
+			counters[i][j] = m.limitDecisions.WithLabelValues(r.Name, res)
+		}
+	}
+	return func(rule int, result string) {
+		if j := slices.Index(results[:], result); j >= 0 {
+			counters[rule][j].Inc()
+		}
+	}
 }
 
 // observeJournal is the journal's fsync hook.

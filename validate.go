@@ -3,8 +3,10 @@ package lrocancel
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -81,10 +83,66 @@ func validateConfig(h *Handler) error {
 			return err
 		}
 	}
+	if lc := h.Limits; lc != nil {
+		if err := validateLimits(lc); err != nil {
+			return err
+		}
+	}
 	for _, s := range h.Unimplemented {
 		if s != "*" && strings.ContainsAny(s, "/ ") {
 			return fmt.Errorf("lro_cancel: unimplemented: %q is not a host", s)
 		}
+	}
+	return nil
+}
+
+func validateLimits(lc *LimitsConfig) error {
+	switch lc.Store {
+	case "", limitStoreLocal:
+		if lc.Redis != nil {
+			return errors.New("lro_cancel: limits: redis settings given but the store is local")
+		}
+	case limitStoreRedis:
+		if lc.Redis == nil || lc.Redis.Address == "" {
+			return errors.New("lro_cancel: limits: store redis needs the server's address")
+		}
+		if err := validateRedisAddress(lc.Redis.Address); err != nil {
+			return fmt.Errorf("lro_cancel: limits: %w", err)
+		}
+		if lc.Redis.DB < 0 || lc.Redis.Timeout < 0 {
+			return errors.New("lro_cancel: limits: the redis db and timeout cannot be negative")
+		}
+	default:
+		return fmt.Errorf("lro_cancel: limits: store must be %s or %s, not %q", limitStoreLocal, limitStoreRedis, lc.Store)
+	}
+	switch lc.OnError {
+	case "", limitOnErrorDeny, limitOnErrorAllow:
+	default:
+		return fmt.Errorf("lro_cancel: limits: on_error must be %s or %s, not %q", limitOnErrorDeny, limitOnErrorAllow, lc.OnError)
+	}
+	if len(lc.Rules) == 0 {
+		return errors.New("lro_cancel: limits: needs at least one rule")
+	}
+	return validateLimitRules(lc.Rules)
+}
+
+// validateLimitRules checks every rule's bounds and compiles its key; an
+// error names the rule.
+func validateLimitRules(rules []LimitRule) error {
+	_, _, err := compileLimitRules(rules)
+	if err != nil {
+		return fmt.Errorf("lro_cancel: limits: %w", err)
+	}
+	return nil
+}
+
+func validateRedisAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return fmt.Errorf("redis address %q: want <host>:<port>", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("redis address %q: bad port", addr)
 	}
 	return nil
 }

@@ -63,6 +63,18 @@ func TestCaddyfileErrorsNameTheLine(t *testing.T) {
 		{"policy rule without an expression", "policy {\n\t\tallow lonely\n\t}", "Caddyfile:4"},
 		{"policy rule named default", "policy {\n\t\tallow default `true`\n\t}", "reserved"},
 		{"policy with an unknown subdirective", "policy {\n\t\tpermit x `true`\n\t}", "unrecognized policy subdirective"},
+		{"limit count not a number", "limits {\n\t\trule per-principal lots 1h\n\t}", "Caddyfile:4"},
+		{"limit count zero", "limits {\n\t\trule per-principal 0 1h\n\t}", "count must be a positive integer"},
+		{"limit window not a duration", "limits {\n\t\trule ok 20 1h\n\t\trule per-principal 20 hourly\n\t}", "Caddyfile:5"},
+		{"limit on_error unknown", "limits {\n\t\ton_error shrug\n\t\trule r 20 1h\n\t}", "Caddyfile:4"},
+		{"limit store unknown", "limits {\n\t\tstore memcached 127.0.0.1:11211\n\t\trule r 20 1h\n\t}", "Caddyfile:4"},
+		{"limit redis address without port", "limits {\n\t\tstore redis 127.0.0.1\n\t\trule r 20 1h\n\t}", "Caddyfile:4"},
+		{"limit redis unknown option", "limits {\n\t\tstore redis 127.0.0.1:6379 {\n\t\t\tcluster on\n\t\t}\n\t\trule r 20 1h\n\t}", "Caddyfile:5"},
+		{"limit key that is not a string", "limits {\n\t\trule r 20 1h `request.auth.scopes`\n\t}", "Caddyfile:4"},
+		{"limit key naming an unknown attribute", "limits {\n\t\trule r 20 1h `request.auth.princpal`\n\t}", "undefined field 'princpal'"},
+		{"limit key that is dyn", "limits {\n\t\trule r 20 1h `request.auth.claims.hd`\n\t}", "must be a string"},
+		{"limit rule named twice", "limits {\n\t\trule r 20 1h\n\t\trule r 5 1m\n\t}", "Caddyfile:5"},
+		{"limits without a rule", "limits {\n\t\ton_error allow\n\t}", "needs at least one rule"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

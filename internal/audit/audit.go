@@ -52,6 +52,11 @@ const (
 	// refused, so the batch (this cancel with it) was not forwarded.
 	BatchRefused   Decision = "batch_refused"
 	DeniedByPolicy Decision = "denied_by_policy"
+	// RateLimited: a fleet-wide limit's quota was used up (429).
+	RateLimited Decision = "rate_limited"
+	// LimitStoreUnavailable: the limits' store could not answer and
+	// on_error is deny (503).
+	LimitStoreUnavailable Decision = "limit_store_unavailable"
 	// Interrupted completes, when the journal is next opened, a received
 	// record whose request a crash cut short: nothing more is known.
 	Interrupted Decision = "interrupted"
@@ -88,6 +93,13 @@ type Record struct {
 	PolicyRule   string
 	PolicyEffect string
 	PolicyDryRun bool
+	// LimitRule is the limit rule that refused the cancel (or would have,
+	// under dry_run: LimitDryRun), LimitError set when the limit could not
+	// be decided (a key that erred, the store unavailable); all empty
+	// without limits.
+	LimitRule   string
+	LimitDryRun bool
+	LimitError  bool
 }
 
 // MarshalLogObject writes the record's fields flat, in a fixed order, so
@@ -135,6 +147,15 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if r.PolicyDryRun {
 		enc.AddBool("policy_dry_run", true)
+	}
+	if r.LimitRule != "" {
+		enc.AddString("limit_rule", r.LimitRule)
+	}
+	if r.LimitDryRun {
+		enc.AddBool("limit_dry_run", true)
+	}
+	if r.LimitError {
+		enc.AddBool("limit_error", true)
 	}
 	if r.Stage == StageCompleted {
 		enc.AddFloat64("duration", r.Duration.Seconds())

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -31,6 +32,14 @@ type FieldViolation struct {
 	Reason string
 }
 
+// QuotaViolation is one entry of a google.rpc.QuotaFailure detail.
+type QuotaViolation struct {
+	// Subject names what ran out of quota, e.g. "rule:per-principal".
+	Subject string
+	// Description says, for a human, which quota and why.
+	Description string
+}
+
 // Error is one refusal, written by Write as Google's REST error envelope.
 type Error struct {
 	// Code is the HTTP status; anything outside 400–599 is written as 500.
@@ -45,6 +54,18 @@ type Error struct {
 	Metadata map[string]string
 	// FieldViolations, when non-empty, form a google.rpc.BadRequest detail.
 	FieldViolations []FieldViolation
+	// QuotaViolations, when non-empty, form a google.rpc.QuotaFailure
+	// detail.
+	QuotaViolations []QuotaViolation
+	// RetryDelay, when positive, forms a google.rpc.RetryInfo detail, in
+	// whole seconds rounded up (as Retry-After says it).
+	RetryDelay time.Duration
+}
+
+// RetrySeconds is a retry delay in whole seconds, rounded up: what both
+// RetryInfo and the Retry-After header say, so that they agree.
+func RetrySeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 // StatusFor returns the google.rpc.Code name for an HTTP status, following
@@ -119,6 +140,7 @@ func (e *Error) sizeHint() int {
 			n += 20 + len(k) + len(v)
 		}
 	}
+	n += 160 * len(e.QuotaViolations)
 	if len(e.FieldViolations) > 0 {
 		n += 120
 		for _, v := range e.FieldViolations {
@@ -138,16 +160,30 @@ func (e *Error) appendEnvelope(b []byte) []byte {
 	b = append(b, StatusFor(code)...)
 	b = append(b, '"')
 	hasInfo, hasBadRequest := e.Reason != "", len(e.FieldViolations) > 0
-	if hasInfo || hasBadRequest {
+	hasQuota, hasRetry := len(e.QuotaViolations) > 0, e.RetryDelay > 0
+	if hasInfo || hasBadRequest || hasQuota || hasRetry {
 		b = append(b, ",\n    \"details\": ["...)
-		if hasInfo {
-			b = e.appendErrorInfo(b)
-		}
-		if hasBadRequest {
-			if hasInfo {
+		first := true
+		sep := func(b []byte) []byte {
+			if !first {
 				b = append(b, ',')
 			}
-			b = e.appendBadRequest(b)
+			first = false
+			return b
+		}
+		if hasInfo {
+			b = e.appendErrorInfo(sep(b))
+		}
+		if hasBadRequest {
+			b = e.appendBadRequest(sep(b))
+		}
+		if hasQuota {
+			b = e.appendQuotaFailure(sep(b))
+		}
+		if hasRetry {
+			b = append(sep(b), "\n      {\n        \"@type\": \"type.googleapis.com/google.rpc.RetryInfo\",\n        \"retryDelay\": \""...)
+			b = strconv.AppendInt(b, RetrySeconds(e.RetryDelay), 10)
+			b = append(b, "s\"\n      }"...)
 		}
 		b = append(b, "\n    ]"...)
 	}
@@ -194,6 +230,21 @@ func (e *Error) appendBadRequest(b []byte) []byte {
 			b = append(b, ",\n            \"reason\": "...)
 			b = appendString(b, v.Reason)
 		}
+		b = append(b, "\n          }"...)
+	}
+	return append(b, "\n        ]\n      }"...)
+}
+
+func (e *Error) appendQuotaFailure(b []byte) []byte {
+	b = append(b, "\n      {\n        \"@type\": \"type.googleapis.com/google.rpc.QuotaFailure\",\n        \"violations\": ["...)
+	for i, v := range e.QuotaViolations {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "\n          {\n            \"subject\": "...)
+		b = appendString(b, v.Subject)
+		b = append(b, ",\n            \"description\": "...)
+		b = appendString(b, v.Description)
 		b = append(b, "\n          }"...)
 	}
 	return append(b, "\n        ]\n      }"...)

@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/googleapis/gax-go/v2/apierror"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc/codes"
 )
 
 var vaultMetadata = map[string]string{"service": "vault.googleapis.com", "method": "vault.operations.cancel"}
@@ -335,3 +337,27 @@ type discardWriter struct{ h http.Header }
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
+
+// A rate-limit refusal's QuotaFailure and RetryInfo reach Google's
+// clients; the retry delay is in whole seconds, rounded up.
+func TestGoogleClientsParseQuotaFailureAndRetryInfo(t *testing.T) {
+	e := &Error{Code: 429, Message: "slow down", Reason: "CANCEL_RATE_LIMITED", Domain: "lro-cancel.gateway",
+		Metadata:        map[string]string{"rule": "per-principal"},
+		QuotaViolations: []QuotaViolation{{Subject: "rule:per-principal", Description: "20 cancels per 1h"}},
+		RetryDelay:      2500 * time.Millisecond,
+	}
+	aerr, ok := apierror.FromError(googleapi.CheckResponse(record(e)))
+	if !ok {
+		t.Fatal("apierror.FromError failed")
+	}
+	if aerr.Reason() != "CANCEL_RATE_LIMITED" || aerr.GRPCStatus().Code() != codes.ResourceExhausted {
+		t.Errorf("parsed reason %q, code %v", aerr.Reason(), aerr.GRPCStatus().Code())
+	}
+	qv := aerr.Details().QuotaFailure.GetViolations()
+	if len(qv) != 1 || qv[0].GetSubject() != "rule:per-principal" || qv[0].GetDescription() != "20 cancels per 1h" {
+		t.Errorf("QuotaFailure violations %v", qv)
+	}
+	if got := aerr.Details().RetryInfo.GetRetryDelay().AsDuration(); got != 3*time.Second {
+		t.Errorf("RetryInfo delay %v, want 3s", got)
+	}
+}

@@ -108,6 +108,9 @@ type Core struct {
 	// Under DryRun it refuses nothing, and records what it would have done.
 	Policy *policy.Policy
 	DryRun bool
+	// Limits bound how many cancels a key may make; nil when none are
+	// configured.
+	Limits *Limits
 
 	// Stages are the stages the audit log receives; the journal, when
 	// set, receives both.
@@ -280,7 +283,7 @@ func (c *Core) Decide(ctx context.Context, x *Cancel, rec *audit.Record) *Denial
 		}
 		return verifierUnavailable()
 	}
-	return c.Authorize(x, rec, info, nil)
+	return c.Authorize(ctx, x, rec, info, nil)
 }
 
 // CredentialRefusal is the refusal of a cancel whose credential is
@@ -317,11 +320,12 @@ func (t *Trace) step(check, outcome string) {
 }
 
 // Authorize runs the checks that follow a verified token: scope, body,
-// policy, unlisted, unimplemented. The running handler reaches it through
-// Decide; `caddy lro-cancel explain` and `test` with the identity they are
-// given, so that both decide with the same code. t, when not nil, gets
-// every step's outcome and every policy rule's value.
-func (c *Core) Authorize(x *Cancel, rec *audit.Record, info *credential.Info, t *Trace) *Denial {
+// policy, unlisted, limits, unimplemented. The running handler reaches it
+// through Decide; `caddy lro-cancel explain` and `test` with the identity
+// they are given, so that both decide with the same code. t, when not nil,
+// gets every step's outcome and every policy rule's value, and the limits
+// count nothing.
+func (c *Core) Authorize(ctx context.Context, x *Cancel, rec *audit.Record, info *credential.Info, t *Trace) *Denial {
 	rec.Principal = info.Principal()
 
 	rec.ScopesAccepted = c.acceptedScopes(x)
@@ -341,14 +345,23 @@ func (c *Core) Authorize(x *Cancel, rec *audit.Record, info *credential.Info, t 
 	}
 	t.step("body", "ok")
 
+	var in *policy.Input // what the policy and the limits' keys see
+	if c.Policy != nil || c.Limits != nil {
+		in = policyInput(x, rec, info)
+	}
 	if c.Policy != nil {
-		if den := c.applyPolicy(x, rec, info, t); den != nil {
+		if den := c.applyPolicy(rec, in, t); den != nil {
 			return den
 		}
 	}
 	if x.Kind == catalog.Unlisted && c.Unlisted == UnlistedDeny {
 		t.step("unlisted", "deny")
 		return deniedUnlisted()
+	}
+	if c.Limits != nil {
+		if den := c.applyLimits(ctx, rec, in, t); den != nil {
+			return den
+		}
 	}
 	if c.unimplemented(x.Service, x.Host) {
 		t.step("action", "unimplemented")
@@ -358,10 +371,10 @@ func (c *Core) Authorize(x *Cancel, rec *audit.Record, info *credential.Info, t 
 	return nil
 }
 
-// applyPolicy evaluates the policy for the cancel and records what it
-// decided, or, under dry_run, what it would have.
-func (c *Core) applyPolicy(x *Cancel, rec *audit.Record, info *credential.Info, t *Trace) *Denial {
-	in := &policy.Input{
+// policyInput is what the policy's rules and the limits' keys see of a
+// cancel.
+func policyInput(x *Cancel, rec *audit.Record, info *credential.Info) *policy.Input {
+	return &policy.Input{
 		Principal: rec.Principal,
 		Scopes:    info.Scopes,
 		Claims:    info.Claims,
@@ -374,6 +387,11 @@ func (c *Core) applyPolicy(x *Cancel, rec *audit.Record, info *credential.Info, 
 		Method:    rec.Method,
 		Name:      x.Operation,
 	}
+}
+
+// applyPolicy evaluates the policy for the cancel and records what it
+// decided, or, under dry_run, what it would have.
+func (c *Core) applyPolicy(rec *audit.Record, in *policy.Input, t *Trace) *Denial {
 	var d policy.Decision
 	if t != nil {
 		d = c.Policy.Explain(in)

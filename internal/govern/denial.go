@@ -2,13 +2,16 @@ package govern
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/body"
@@ -33,13 +36,21 @@ type Denial struct {
 	FieldViolations []googleerr.FieldViolation
 	// WWWAuthenticate is the challenge an HTTP-family door sends.
 	WWWAuthenticate string
+	// QuotaViolations form a google.rpc.QuotaFailure detail, RetryDelay
+	// (when positive) a google.rpc.RetryInfo and the Retry-After header.
+	QuotaViolations []googleerr.QuotaViolation
+	RetryDelay      time.Duration
 }
 
-// SetChallenge sets the denial's WWW-Authenticate challenge, if it has
-// one, on a response's header: every door's refusal carries it.
+// SetChallenge sets the denial's WWW-Authenticate challenge and its
+// Retry-After, if it has them, on a response's header: every door's
+// refusal carries them.
 func (d *Denial) SetChallenge(h http.Header) {
 	if d.WWWAuthenticate != "" {
 		h.Set("WWW-Authenticate", d.WWWAuthenticate)
+	}
+	if d.RetryDelay > 0 {
+		h.Set("Retry-After", strconv.FormatInt(googleerr.RetrySeconds(d.RetryDelay), 10))
 	}
 }
 
@@ -85,6 +96,8 @@ func (d *Denial) Envelope() *googleerr.Error {
 		Domain:          d.Domain,
 		Metadata:        d.Metadata,
 		FieldViolations: d.FieldViolations,
+		QuotaViolations: d.QuotaViolations,
+		RetryDelay:      d.RetryDelay,
 	}
 }
 
@@ -223,6 +236,21 @@ func (d *Denial) Status() *spb.Status {
 			st.Details = append(st.Details, a)
 		}
 	}
+	if len(d.QuotaViolations) > 0 {
+		qf := &errdetails.QuotaFailure{}
+		for _, v := range d.QuotaViolations {
+			qf.Violations = append(qf.Violations, &errdetails.QuotaFailure_Violation{Subject: v.Subject, Description: v.Description})
+		}
+		if a, err := anypb.New(qf); err == nil {
+			st.Details = append(st.Details, a)
+		}
+	}
+	if d.RetryDelay > 0 {
+		delay := time.Duration(googleerr.RetrySeconds(d.RetryDelay)) * time.Second
+		if a, err := anypb.New(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}); err == nil {
+			st.Details = append(st.Details, a)
+		}
+	}
 	return st
 }
 
@@ -240,4 +268,22 @@ func deniedByPolicy(rule string, rec *audit.Record) *Denial {
 		"This gateway's egress policy does not allow this principal to cancel this operation.")
 	d.Metadata = map[string]string{"rule": rule, "service": rec.Service, "method": rec.Method, "audit_id": rec.AuditID}
 	return d
+}
+
+// rateLimited refuses a cancel over a limit rule's quota; retry is the
+// time until the quota frees a slot (0 when unknown: the key erred).
+func rateLimited(rule string, count int, window, retry time.Duration, rec *audit.Record) *Denial {
+	d := gatewayDenial(audit.RateLimited, codes.ResourceExhausted, "CANCEL_RATE_LIMITED",
+		"Quota exceeded: this gateway's cancel limit "+rule+" is used up; retry later.")
+	d.Metadata = map[string]string{"rule": rule, "service": rec.Service, "method": rec.Method, "audit_id": rec.AuditID}
+	d.QuotaViolations = []googleerr.QuotaViolation{{
+		Subject:     "rule:" + rule,
+		Description: "at most " + strconv.Itoa(count) + " cancels per " + window.String() + " under limit " + rule,
+	}}
+	d.RetryDelay = retry
+	return d
+}
+
+func limitStoreUnavailable() *Denial {
+	return gatewayDenial(audit.LimitStoreUnavailable, codes.Unavailable, "LIMIT_STORE_UNAVAILABLE", msgUnavailable)
 }
