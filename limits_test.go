@@ -1,0 +1,263 @@
+package lrocancel
+
+import (
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/googleapis/gax-go/v2/apierror"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/api/googleapi"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lro-cancel/lro_cancel/internal/audit"
+)
+
+// limited provisions a handler with the given limits, its records captured.
+func limited(t *testing.T, lc *LimitsConfig, more func(*Handler)) (*Handler, *captureSink) {
+	t.Helper()
+	ti := scopedTokenInfo(t)
+	h := &Handler{TokenInfo: &TokenInfoConfig{URL: ti.URL}, Limits: lc}
+	if more != nil {
+		more(h)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h = provision(t, h)
+	sink := &captureSink{}
+	h.core.Sink = sink
+	return h, sink
+}
+
+// restCancel sends a REST cancel of op through h and says whether the
+// upstream got it.
+func restCancel(t *testing.T, h *Handler, op string, header ...string) (*httptest.ResponseRecorder, bool) {
+	t.Helper()
+	r := request("POST", "vault.googleapis.com", "/v1/operations/"+op+":cancel", "")
+	r.Header.Set("Authorization", "Bearer ya29.scoped")
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	called := false
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		called = true
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, next); err != nil {
+		t.Fatal(err)
+	}
+	return w, called
+}
+
+func perPrincipal(count int, window time.Duration) LimitRule {
+	return LimitRule{Name: "per-principal", Count: count, Window: caddy.Duration(window)}
+}
+
+// Over quota, a REST caller gets Google's 429 with QuotaFailure and
+// RetryInfo, read by Google's own client; Retry-After in whole seconds;
+// nothing forwarded; the record names the rule.
+func TestOverQuotaIsRefused429WithQuotaFailureAndRetryInfo(t *testing.T) {
+	h, sink := limited(t, &LimitsConfig{Rules: []LimitRule{perPrincipal(2, time.Hour)}}, nil)
+	for i := range 2 {
+		if w, fwd := restCancel(t, h, "x"+strconv.Itoa(i)); w.Code != 200 || !fwd {
+			t.Fatalf("cancel %d: status %d, forwarded %v; want 200 and forwarded", i+1, w.Code, fwd)
+		}
+	}
+	w, fwd := restCancel(t, h, "x3")
+	if fwd {
+		t.Error("the cancel over quota reached the upstream")
+	}
+	if ra := w.Header().Get("Retry-After"); ra != "3600" {
+		t.Errorf("Retry-After %q, want 3600 (the hour, in whole seconds)", ra)
+	}
+	resp := w.Result()
+	aerr, ok := apierror.FromError(googleapi.CheckResponse(resp))
+	if !ok {
+		t.Fatalf("Google's client cannot read the refusal: %s", w.Body.Bytes())
+	}
+	if aerr.HTTPCode() != 429 || aerr.Reason() != "CANCEL_RATE_LIMITED" || aerr.Domain() != "lro-cancel.gateway" {
+		t.Errorf("refusal %d %s %s, want 429 CANCEL_RATE_LIMITED lro-cancel.gateway", aerr.HTTPCode(), aerr.Reason(), aerr.Domain())
+	}
+	md := aerr.Metadata()
+	if md["rule"] != "per-principal" || md["service"] != "vault.googleapis.com" || md["method"] != "vault.operations.cancel" || md["audit_id"] == "" {
+		t.Errorf("ErrorInfo metadata %v", md)
+	}
+	if qv := aerr.Details().QuotaFailure.GetViolations(); len(qv) != 1 || qv[0].GetSubject() != "rule:per-principal" {
+		t.Errorf("QuotaFailure %v, want subject rule:per-principal", qv)
+	}
+	if d := aerr.Details().RetryInfo.GetRetryDelay().AsDuration(); d != time.Hour {
+		t.Errorf("RetryInfo %v, want 1h", d)
+	}
+	if len(sink.recs) != 3 {
+		t.Fatalf("%d records, want 3", len(sink.recs))
+	}
+	rec := sink.recs[2]
+	if rec.Decision != audit.RateLimited || rec.Status != 429 || rec.LimitRule != "per-principal" || rec.LimitError || rec.LimitDryRun {
+		t.Errorf("record %+v, want rate_limited 429 per-principal", rec)
+	}
+	if sink.recs[0].LimitRule != "" {
+		t.Errorf("an admitted cancel's record names limit rule %q", sink.recs[0].LimitRule)
+	}
+}
+
+// A gRPC caller gets code 8 with the same details, read by apierror.
+func TestOverQuotaOverGRPCIsResourceExhausted(t *testing.T) {
+	h, sink := limited(t, &LimitsConfig{Rules: []LimitRule{perPrincipal(1, time.Minute)}}, nil)
+	var last *httptest.ResponseRecorder
+	for range 2 {
+		r := request("POST", "vault.googleapis.com", lroPath, string(grpcFrame(cancelMessage(t, "operations/x"))))
+		r.Header.Set("Content-Type", "application/grpc")
+		r.Header.Set("Authorization", "Bearer ya29.scoped")
+		last = httptest.NewRecorder()
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Grpc-Status", "0")
+			return nil
+		})
+		if err := h.ServeHTTP(last, r, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := last.Header().Get("Grpc-Status"); got != "8" {
+		t.Fatalf("grpc-status %q, want 8", got)
+	}
+	b, err := base64.RawStdEncoding.DecodeString(last.Header().Get("Grpc-Status-Details-Bin"))
+	var st spb.Status
+	if err != nil || proto.Unmarshal(b, &st) != nil {
+		t.Fatalf("grpc-status-details-bin does not decode: %v", err)
+	}
+	aerr, ok := apierror.FromError(status.ErrorProto(&st))
+	if !ok || aerr.GRPCStatus().Code() != codes.ResourceExhausted || aerr.Reason() != "CANCEL_RATE_LIMITED" {
+		t.Fatalf("apierror reads %v", aerr)
+	}
+	if qv := aerr.Details().QuotaFailure.GetViolations(); len(qv) != 1 || qv[0].GetSubject() != "rule:per-principal" {
+		t.Errorf("QuotaFailure %v", qv)
+	}
+	if d := aerr.Details().RetryInfo.GetRetryDelay().AsDuration(); d <= 0 || d > time.Minute {
+		t.Errorf("RetryInfo %v, want at most the minute", d)
+	}
+	if rec := sink.recs[1]; rec.Decision != audit.RateLimited || rec.GRPCStatus != 8 || rec.LimitRule != "per-principal" {
+		t.Errorf("record %+v", rec)
+	}
+}
+
+// A key that cannot be computed counts as over quota (fail closed), and
+// refuses before the store is asked.
+func TestAKeyThatFailsCountsAsOverQuota(t *testing.T) {
+	h, sink := limited(t, &LimitsConfig{Rules: []LimitRule{
+		perPrincipal(10, time.Hour),
+		{Name: "per-team", Count: 10, Window: caddy.Duration(time.Hour), Key: "request.headers['x-team']"},
+	}}, nil)
+	w, fwd := restCancel(t, h, "x")
+	if w.Code != 429 || fwd {
+		t.Fatalf("status %d forwarded %v, want 429 and not forwarded", w.Code, fwd)
+	}
+	if rec := sink.recs[0]; rec.Decision != audit.RateLimited || rec.LimitRule != "per-team" || !rec.LimitError {
+		t.Errorf("record %+v, want rate_limited per-team limit_error", rec)
+	}
+	if w, fwd := restCancel(t, h, "y", "X-Team", "sre"); w.Code != 200 || !fwd {
+		t.Errorf("with the header: %d forwarded %v", w.Code, fwd)
+	}
+	if n, _ := h.core.Limits.Limiter.Count(t.Context(), 0, "a@example.com"); n != 1 {
+		t.Errorf("per-principal counts %d, want 1: the refused cancel consumed nothing", n)
+	}
+}
+
+// Under dry_run nothing is refused; the record names the rule that would
+// have refused.
+func TestDryRunForwardsAndRecordsTheRuleThatWouldRefuse(t *testing.T) {
+	h, sink := limited(t, &LimitsConfig{Rules: []LimitRule{perPrincipal(1, time.Hour)}, DryRun: true}, nil)
+	for i := range 3 {
+		if w, fwd := restCancel(t, h, "x"+strconv.Itoa(i)); w.Code != 200 || !fwd {
+			t.Fatalf("cancel %d under dry_run: %d forwarded %v", i+1, w.Code, fwd)
+		}
+	}
+	if r := sink.recs[0]; r.LimitRule != "" || r.LimitDryRun {
+		t.Errorf("first record %+v names a rule", r)
+	}
+	for _, r := range sink.recs[1:] {
+		if r.Decision != audit.Forwarded || r.LimitRule != "per-principal" || !r.LimitDryRun {
+			t.Errorf("record %+v, want forwarded, limit_rule per-principal, limit_dry_run", r)
+		}
+	}
+	for result, want := range map[string]float64{"admitted": 1, "dry_run_limited": 2, "limited": 0} {
+		if got := testutil.ToFloat64(h.metrics.limitDecisions.WithLabelValues("per-principal", result)); got != want {
+			t.Errorf("caddy_lro_cancel_limit_decisions_total{rule=per-principal,result=%s} = %v, want %v", result, got, want)
+		}
+	}
+}
+
+// Refusals earlier in the pipeline consume no quota; unimplemented, after
+// the limits, does.
+func TestOnlyCancelsTheLimitsAdmitCount(t *testing.T) {
+	h, _ := limited(t, &LimitsConfig{Rules: []LimitRule{perPrincipal(2, time.Hour)}}, func(h *Handler) {
+		h.Policy = &PolicyConfig{Rules: []PolicyRule{{Effect: "deny", Name: "no-prod", Expr: "resource.name.startsWith('operations/prod-')"}}}
+		h.Unimplemented = []string{"dai.googleapis.com"}
+	})
+	for range 5 {
+		if w, _ := restCancel(t, h, "prod-1"); w.Code != 403 {
+			t.Fatalf("policy: %d, want 403", w.Code)
+		}
+	}
+	if w, _ := restCancel(t, h, "x"); w.Code != 200 {
+		t.Fatalf("after five policy refusals: %d, want 200", w.Code)
+	}
+	r := request("POST", "dai.googleapis.com", "/v1/operations/x:cancel", "")
+	r.Header.Set("Authorization", "Bearer ya29.scoped")
+	w := httptest.NewRecorder()
+	_ = h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+	if w.Code != 501 {
+		t.Fatalf("unimplemented: %d", w.Code)
+	}
+	if w, _ := restCancel(t, h, "y"); w.Code != 429 {
+		t.Errorf("third admitted cancel (one forwarded, one 501): %d, want 429", w.Code)
+	}
+}
+
+// A store that cannot answer: on_error deny refuses 503 and forwards
+// nothing; allow forwards and records limit_error.
+func TestAnUnavailableStoreDeniesOrAllowsAsConfigured(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens: the store is down
+	for _, tc := range []struct {
+		onError string
+		status  int
+		fwd     bool
+		want    audit.Decision
+	}{
+		{"", 503, false, audit.LimitStoreUnavailable},
+		{"allow", 200, true, audit.Forwarded},
+	} {
+		t.Run("on_error "+tc.onError, func(t *testing.T) {
+			h, sink := limited(t, &LimitsConfig{Store: "redis", Redis: &RedisConfig{Address: addr}, OnError: tc.onError,
+				Rules: []LimitRule{perPrincipal(2, time.Hour)}}, nil)
+			w, fwd := restCancel(t, h, "x")
+			if w.Code != tc.status || fwd != tc.fwd {
+				t.Fatalf("status %d forwarded %v, want %d %v; body %s", w.Code, fwd, tc.status, tc.fwd, w.Body.Bytes())
+			}
+			if !tc.fwd {
+				if reason, _ := reasonOf(t, w); reason != "LIMIT_STORE_UNAVAILABLE" {
+					t.Errorf("reason %q", reason)
+				}
+			}
+			if rec := sink.recs[0]; rec.Decision != tc.want || rec.LimitError != (tc.onError == "allow") {
+				t.Errorf("record %+v", rec)
+			}
+		})
+	}
+}
