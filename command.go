@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/genproto/googleapis/rpc/code"
 
+	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/policy"
 )
@@ -730,6 +731,9 @@ func writeEvaluations(w io.Writer, evs []policy.Evaluation, indent string) {
 func decisionLine(e *explanation) string {
 	s := string(e.Decision)
 	if e.forwards() {
+		if e.LimitDryRun {
+			s += " (dry run: limit " + e.LimitRule + " would refuse)"
+		}
 		if e.Policy != nil && !e.Policy.Allowed {
 			return s + " (dry run: rule " + e.PolicyRule + " would deny)"
 		}
@@ -738,7 +742,9 @@ func decisionLine(e *explanation) string {
 		}
 		return s
 	}
-	if e.PolicyRule != "" {
+	if e.Decision == audit.RateLimited {
+		s += " (limit " + e.LimitRule + ")"
+	} else if e.PolicyRule != "" {
 		s += " (rule " + e.PolicyRule + ")"
 	}
 	s += fmt.Sprintf(": %d", e.Status)

@@ -52,6 +52,9 @@ type explanation struct {
 	// Decision is the record's: forwarded, or the refusal's.
 	Decision   audit.Decision
 	PolicyRule string
+	// LimitRule is the limit rule that refuses (or, under dry_run, would).
+	LimitRule   string
+	LimitDryRun bool
 	// Status is the HTTP status the client gets from a refusal (200 for
 	// gRPC, whose code is GRPCStatus); 0 when forwarded.
 	Status        int
@@ -114,6 +117,7 @@ func (h *Handler) explain(r *http.Request, id identity) explanation {
 		e.Reason = den.Reason
 	}
 	e.Decision, e.PolicyRule = rec.Decision, rec.PolicyRule
+	e.LimitRule, e.LimitDryRun = rec.LimitRule, rec.LimitDryRun
 	e.Status, e.GRPCStatus, e.HasGRPCStatus = rec.Status, rec.GRPCStatus, rec.HasGRPCStatus
 	return e
 }

@@ -1,11 +1,13 @@
 package lrocancel
 
 import (
+	"bytes"
 	"encoding/base64"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,5 +261,30 @@ func TestAnUnavailableStoreDeniesOrAllowsAsConfigured(t *testing.T) {
 				t.Errorf("record %+v", rec)
 			}
 		})
+	}
+}
+
+// explain shows each rule's key and, with a local store, its count; a key
+// that fails refuses as the gateway would; it counts nothing.
+func TestExplainShowsEachLimitsKeyAndCount(t *testing.T) {
+	cfg := servers(`"srv0":{"routes":[{"handle":[{"handler":"lro_cancel","limits":{"rules":[
+		{"name":"per-principal","count":20,"window":3600000000000},
+		{"name":"per-team","count":5,"window":600000000000,"key":"request.headers['x-team']"}]}}]}]}`)
+	var out bytes.Buffer
+	req := explainRequest{Method: "POST", URL: vaultCancel, Header: map[string]string{"x-team": "sre"}}
+	if code, err := runExplain(&out, cfg, req, alice); code != exitForwards {
+		t.Fatalf("exit %d (%v), want %d:\n%s", code, err, exitForwards, out.String())
+	}
+	for _, want := range []string{
+		`per-principal: key "alice@example.com" (request.auth.principal): 0 of 20 in 1h0m0s`,
+		`per-team: key "sre" (request.headers['x-team']): 0 of 5 in 10m0s`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("explain does not say %q:\n%s", want, out.String())
+		}
+	}
+	code, decision := explainOut(t, cfg, "POST", vaultCancel, alice)
+	if code != exitRefuses || decision != "rate_limited (limit per-team): 429 CANCEL_RATE_LIMITED" {
+		t.Errorf("without the team header: exit %d, decision %q", code, decision)
 	}
 }

@@ -65,6 +65,10 @@ func (c *Core) applyLimits(ctx context.Context, rec *audit.Record, in *policy.In
 	rules := l.Limiter.Rules()
 	var keyBuf [4]string
 	keys := keyBuf[:0]
+	var keyErrs []error // for explain
+	if t != nil {
+		keyErrs = make([]error, len(l.Keys))
+	}
 	failed := -1 // the first rule whose key could not be computed
 	for i, k := range l.Keys {
 		v, err := k.Eval(in)
@@ -75,13 +79,15 @@ func (c *Core) applyLimits(ctx context.Context, rec *audit.Record, in *policy.In
 			if failed < 0 {
 				failed = i
 			}
-			t.step("limit "+rules[i].Name, "key "+k.String()+" failed ("+err.Error()+"): counts as over quota")
+			if t != nil {
+				keyErrs[i] = err
+			}
 			v = ""
 		}
 		keys = append(keys, v)
 	}
 	if t != nil {
-		return c.explainLimits(ctx, rec, keys, failed, t)
+		return c.explainLimits(ctx, rec, keys, keyErrs, failed, t)
 	}
 	if failed >= 0 {
 		rec.LimitRule, rec.LimitError = rules[failed].Name, true
@@ -158,16 +164,17 @@ func (l *Limits) outage(logger *zap.Logger, rec *audit.Record, err error) {
 
 // explainLimits reports each rule's key and, with a local store, the
 // count it would see, and what the limits would decide, counting nothing.
-func (c *Core) explainLimits(ctx context.Context, rec *audit.Record, keys []string, failed int, t *Trace) *Denial {
+func (c *Core) explainLimits(ctx context.Context, rec *audit.Record, keys []string, keyErrs []error, failed int, t *Trace) *Denial {
 	l := c.Limits
 	rules := l.Limiter.Rules()
 	refused := failed
 	for i, k := range keys {
-		if k == "" {
+		r := rules[i]
+		if keyErrs[i] != nil {
+			t.step("limit", r.Name+": key "+l.Keys[i].String()+" failed ("+keyErrs[i].Error()+"): counts as over quota")
 			continue
 		}
-		r := rules[i]
-		outcome := "key " + strconv.Quote(k) + " (" + l.Keys[i].String() + ")"
+		outcome := r.Name + ": key " + strconv.Quote(k) + " (" + l.Keys[i].String() + ")"
 		if l.Local {
 			n, err := l.Limiter.Count(ctx, i, k)
 			if err == nil {
@@ -179,7 +186,7 @@ func (c *Core) explainLimits(ctx context.Context, rec *audit.Record, keys []stri
 		} else {
 			outcome += ": counted in the shared store, not read by explain"
 		}
-		t.step("limit "+r.Name, outcome)
+		t.step("limit", outcome)
 	}
 	if refused < 0 {
 		return nil
