@@ -22,7 +22,10 @@
 #           nolog (lro with the audit log `output discard`, which Caddy
 #           turns into a no-op logger: no record encoded or written),
 #           journal (lro + audit journal), policy (lro + a 10-rule CEL
-#           policy, every rule evaluated, the last allows), fwdauth (Caddy
+#           policy, every rule evaluated, the last allows), limits (lro +
+#           a fleet-wide limit on a loopback redis-server, every cancel
+#           admitted: one Lua script per cancel; Redis's own CPU is not
+#           counted, it is another server in a fleet), fwdauth (Caddy
 #           forward_auth to bench/auth), nginx (auth_request to bench/auth)
 #   other   GET /v1/matters: bare, lro (lro_cancel only matches)
 #   batch   a 100-part batch of GETs to /batch/vault/v1: bare, lro
@@ -37,7 +40,8 @@
 #
 # Paired runs, after the round-robin: two contenders at once, both on the
 # gateway CPU, each with its own load generator (bare with lro on the
-# cancel, on the not-a-cancel control and on gRPC; bare with nolog), so
+# cancel, on the not-a-cancel control and on gRPC; bare with nolog; lro
+# with limits), so
 # that the machine's drift weighs on both sides of a ratio alike.
 #
 # Knobs: BENCH_SECONDS (each measured run, default 3), BENCH_ROUNDS (default
@@ -173,6 +177,7 @@ echo "pinning: $pinning"
 # Missing tools come from Debian's packages.
 need=()
 command -v wrk >/dev/null || need+=(wrk)
+command -v redis-server >/dev/null || need+=(redis-server)
 nginx_bin=$(command -v nginx || true)
 if [ -z "$nginx_bin" ] && [ -x /usr/sbin/nginx ]; then nginx_bin=/usr/sbin/nginx; fi
 [ -n "$nginx_bin" ] || need+=(nginx)
@@ -248,6 +253,27 @@ wait_until test -s "$out/auth.port" || fail "bench/auth did not start: $(cat "$o
 auth_port=$(sed 's/[a-z]*=//' "$out/auth.port")
 echo "auth service on 127.0.0.1:$auth_port"
 
+# The limits contender's store: a redis-server of its own on loopback,
+# without persistence, with the load side (it is another server in a
+# fleet, not the gateway's CPU).
+pick_port
+redis_port=$port
+"${pin_load[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+	--dir "$out" --logfile "$out/redis.log" &
+pids+=($!)
+wait_until listening "$redis_port" || fail "redis-server did not listen on $redis_port: $(tail -n3 "$out/redis.log")"
+echo "redis-server on 127.0.0.1:$redis_port"
+# A limit every cancel of the bench passes (the count is never reached in
+# a second), so that the runs measure the check, not refusals.
+limits_block=$(
+	cat <<EOF
+		limits {
+			store redis 127.0.0.1:$redis_port
+			rule per-principal 100000000 1s
+		}
+EOF
+)
+
 # The policy contender's rules: realistic refusals, none of which holds for
 # the bench's caller (bench-runner@ops.example.com, from the fake
 # tokeninfo), so all ten are evaluated and the last one allows.
@@ -316,10 +342,11 @@ EOF
 	barelog)
 		printf '\tlog {\n\t\toutput file %s {\n\t\t\troll_disabled\n\t\t}\n\t\tformat json\n\t}\n' "$out/access-barelog.json"
 		;;
-	lro | devnull | nolog | journal | policy | grpc-lro)
+	lro | devnull | nolog | journal | policy | limits | grpc-lro)
 		printf '\tlro_cancel {\n\t\ttokeninfo http://127.0.0.1:%s/tokeninfo {\n\t\t\tcache_size %s\n\t\t}\n' "$ti" "$tokens"
 		[ "$name" != journal ] || printf '\t\taudit {\n\t\t\tjournal %s\n\t\t}\n' "$out/journal"
 		[ "$name" != policy ] || printf '%s\n' "$policy_block"
+		[ "$name" != limits ] || printf '%s\n' "$limits_block"
 		printf '\t}\n'
 		;;
 	fwdauth)
@@ -333,7 +360,7 @@ EOF
 }
 
 journal_note=""
-for name in bare barelog lro devnull nolog journal policy fwdauth grpc-bare grpc-lro; do
+for name in bare barelog lro devnull nolog journal policy limits fwdauth grpc-bare grpc-lro; do
 	pick_port
 	port_of[$name]=$port
 	pick_port
@@ -546,7 +573,7 @@ fi
 
 # The runs: workload, contender, the process that serves it.
 runs=()
-for c in bare barelog lro devnull nolog journal policy fwdauth nginx; do
+for c in bare barelog lro devnull nolog journal policy limits fwdauth nginx; do
 	if [ -n "${procs_of[$c]:-}" ]; then runs+=("cancel $c $c"); fi
 done
 runs+=("other bare bare" "other lro lro" "batch bare bare" "batch lro lro" "grpc bare grpc-bare" "grpc lro grpc-lro")
@@ -676,7 +703,7 @@ done
 # The paired runs: the targets' comparisons, the module without its audit
 # log, and a control whose two sides differ by a match of a path (not a
 # cancel through lro), which should read about 1.
-pair_runs=("other bare lro" "cancel bare lro" "cancel bare nolog" "grpc grpc-bare grpc-lro")
+pair_runs=("other bare lro" "cancel bare lro" "cancel bare nolog" "grpc grpc-bare grpc-lro" "cancel lro limits")
 echo "== $pair_rounds paired rounds of ${secs}s runs (two contenders at once on the gateway CPU, a load generator each)"
 for round in $(seq "$pair_rounds"); do
 	for run in "${pair_runs[@]}"; do
@@ -883,6 +910,7 @@ END {
 	print ""
 	t("REST cancel, cached token: CPU/req >= 0.95 of bare reverse_proxy", "cancel lro", 0.95)
 	t("gRPC cancel: CPU/req >= 0.90 of bare Caddy gRPC proxy", "grpc grpc-lro", 0.90)
+	t("limits on loopback Redis: CPU/req >= 0.85 of the same gateway without", "cancel limits", 0.85)
 }
 function t(what, k, want) {
 	printf "target  %-66s paired   %.2f (%.2f-%.2f)  %s\n", what, P[k], Plo[k], Phi[k], (P[k] >= want ? "MET" : "NOT MET")
@@ -898,7 +926,7 @@ awk '$2 != "bare" && $2 != "barelog" && $2 != "devnull" && $2 != "nolog" && $2 !
 			printf "%-8s %-8s %9d requests, %9d audit records (%s)\n", kv[1], kv[2], req[o[i]], rec[o[i]], want
 		}
 	}' "$results"
-for name in lro journal policy grpc-lro; do
+for name in lro journal policy limits grpc-lro; do
 	audit_file=$out/audit-$name.json
 	[ -f "$audit_file" ] || continue
 	printf '%-17s every record of the run: %d, of which "forwarded": %d\n' "$name" "$(lines "$audit_file")" \
@@ -913,7 +941,7 @@ elif [ -e "$out/journal" ]; then
 	echo "journal           $out/journal: $(du -sh "$out/journal" | cut -f1)"
 fi
 lro_procs=0
-for name in lro devnull nolog journal policy grpc-lro; do [ -z "${procs_of[$name]:-}" ] || lro_procs=$((lro_procs + 1)); done
+for name in lro devnull nolog journal policy limits grpc-lro; do [ -z "${procs_of[$name]:-}" ] || lro_procs=$((lro_procs + 1)); done
 echo "tokeninfo calls over the throughput runs: $calls (the token cache works when it is $lro_procs, one per lro_cancel process)"
 
 echo

@@ -204,6 +204,7 @@ func TestCloudAuditMetadataHoldsTheJSONFieldsTheAuditLogHasNoPlaceFor(t *testing
 		ScopeUsed:      "https://www.googleapis.com/auth/ediscovery",
 		ClientIP:       "192.0.2.1", UserAgent: "ua", Duration: 1500 * time.Millisecond, Protocol: "grpc-web",
 		GRPCStatus: 0, HasGRPCStatus: true, PolicyRule: "default", PolicyEffect: "allow", PolicyDryRun: true,
+		LimitRule: "per-principal", LimitDryRun: true, LimitError: true,
 	}
 	var flat bytes.Buffer
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zapcore.EncoderConfig{}), zapcore.AddSync(&flat), zapcore.InfoLevel)
@@ -220,6 +221,9 @@ func TestCloudAuditMetadataHoldsTheJSONFieldsTheAuditLogHasNoPlaceFor(t *testing
 
 	_, al := cloudEntryOf(t, cloudLine(t, rec))
 	got := al.GetMetadata().AsMap()
+	if got["limit_rule"] != "per-principal" || got["limit_dry_run"] != true || got["limit_error"] != true {
+		t.Errorf("metadata limit fields %v %v %v", got["limit_rule"], got["limit_dry_run"], got["limit_error"])
+	}
 	if !maps.EqualFunc(got, want, func(a, b any) bool { return jsonEqual(t, a, b) }) {
 		t.Errorf("metadata keys %v\nwant the json format's %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
 		for k, v := range want {

@@ -19,6 +19,21 @@ const DefaultKey = "request.auth.principal"
 type Key struct {
 	expr string
 	prg  cel.Program
+	// field reads the key straight from the Input when the expression is
+	// one string attribute (the default key is): the same value, without
+	// an evaluation, on every cancel.
+	field func(*Input) string
+}
+
+// plainKeys are the string attributes a key may name alone.
+var plainKeys = map[string]func(*Input) string{
+	"request.auth.principal": func(in *Input) string { return in.Principal },
+	"request.auth.verifier":  func(in *Input) string { return in.Verifier },
+	"request.client_ip":      func(in *Input) string { return in.ClientIP },
+	"request.protocol":       func(in *Input) string { return in.Protocol },
+	"resource.service":       func(in *Input) string { return in.Service },
+	"resource.method":        func(in *Input) string { return in.Method },
+	"resource.name":          func(in *Input) string { return in.Name },
 }
 
 // CompileKey type-checks and plans a key expression once. It must yield a
@@ -46,7 +61,7 @@ func CompileKey(expr string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("planning the key expression: %w", err)
 	}
-	return &Key{expr: expr, prg: prg}, nil
+	return &Key{expr: expr, prg: prg, field: plainKeys[strings.TrimSpace(expr)]}, nil
 }
 
 // String returns the expression as it was written.
@@ -55,6 +70,9 @@ func (k *Key) String() string { return k.expr }
 // Eval computes the key for one cancel. An evaluation error (a missing
 // claim, the cost limit) is returned as it is; the caller fails closed.
 func (k *Key) Eval(in *Input) (string, error) {
+	if k.field != nil {
+		return k.field(in), nil
+	}
 	out, _, err := k.prg.Eval(activation{in})
 	if err != nil {
 		return "", err

@@ -47,3 +47,21 @@ func TestCompileKeyRefusesWhatIsNotAString(t *testing.T) {
 		}
 	}
 }
+
+// A key naming one attribute is read without an evaluation; it must say
+// what the evaluation would.
+func TestPlainKeysReadWhatTheEvaluationWould(t *testing.T) {
+	in := with(func(in *Input) { in.ClientIP = "192.0.2.7"; in.Verifier = "jwt" })
+	for expr := range plainKeys {
+		k, err := CompileKey(expr)
+		if err != nil {
+			t.Fatalf("CompileKey(%q): %v", expr, err)
+		}
+		fast, _ := k.Eval(in)
+		k.field = nil
+		slow, err := k.Eval(in)
+		if err != nil || fast != slow {
+			t.Errorf("%s: read %q, evaluated %q (%v)", expr, fast, slow, err)
+		}
+	}
+}
