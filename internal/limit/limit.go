@@ -35,6 +35,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -45,10 +46,13 @@ type Rule struct {
 	Window time.Duration
 }
 
+// Hash is a key as a store knows it (see HashKey).
+type Hash [sha256.Size]byte
+
 // Entry is one rule's share of a Take: the hashed key and the rule's
 // bounds.
 type Entry struct {
-	Key    string
+	Key    Hash
 	Count  int
 	Window time.Duration
 }
@@ -71,7 +75,7 @@ type Store interface {
 	// the check and the record.
 	Take(ctx context.Context, entries []Entry, force bool) (Result, error)
 	// Count returns the admissions a key has in its current window.
-	Count(ctx context.Context, key string, window time.Duration) (int, error)
+	Count(ctx context.Context, key Hash, window time.Duration) (int, error)
 	// Close releases the store's connections.
 	Close() error
 }
@@ -118,22 +122,22 @@ func (l *Limiter) Store() Store { return l.store }
 // refused or excused them), and records it as Store.Take does. Result's
 // Refused is the index of a rule.
 func (l *Limiter) Take(ctx context.Context, keys []string, force bool) (Result, error) {
-	// A few rules fit on the stack; more spill to the heap.
+	// A few rules fit on the stack; more spill to the heap. The local
+	// store is called as itself: entries passed through the interface
+	// would escape to the heap on every cancel.
 	var entryBuf [4]Entry
 	var idxBuf [4]int
-	entries, idx := entryBuf[:0], idxBuf[:0]
-	for i, k := range keys {
-		if k == "" {
-			continue
-		}
-		r := l.rules[i]
-		entries = append(entries, Entry{Key: HashKey(r.Name, k), Count: r.Count, Window: r.Window})
-		idx = append(idx, i)
-	}
+	entries, idx := l.entries(entryBuf[:0], idxBuf[:0], keys)
 	if len(entries) == 0 {
 		return Result{Refused: -1}, nil
 	}
-	res, err := l.store.Take(ctx, entries, force)
+	var res Result
+	var err error
+	if local, ok := l.store.(*Local); ok {
+		res, err = local.Take(ctx, entries, force)
+	} else {
+		res, err = l.take(ctx, entries, force)
+	}
 	if err != nil {
 		return Result{Refused: -1}, err
 	}
@@ -143,6 +147,25 @@ func (l *Limiter) Take(ctx context.Context, keys []string, force bool) (Result, 
 	return res, nil
 }
 
+// take calls the store through its interface, with a copy of entries:
+// the caller's stay on its stack.
+func (l *Limiter) take(ctx context.Context, entries []Entry, force bool) (Result, error) {
+	return l.store.Take(ctx, slices.Clone(entries), force)
+}
+
+// entries appends each keyed rule's entry, and its index, to the buffers.
+func (l *Limiter) entries(entries []Entry, idx []int, keys []string) ([]Entry, []int) {
+	for i, k := range keys {
+		if k == "" {
+			continue
+		}
+		r := l.rules[i]
+		entries = append(entries, Entry{Key: HashKey(r.Name, k), Count: r.Count, Window: r.Window})
+		idx = append(idx, i)
+	}
+	return entries, idx
+}
+
 // Count returns the admissions key has under rule i in its current
 // window.
 func (l *Limiter) Count(ctx context.Context, i int, key string) (int, error) {
@@ -150,14 +173,13 @@ func (l *Limiter) Count(ctx context.Context, i int, key string) (int, error) {
 	return l.store.Count(ctx, HashKey(r.Name, key), r.Window)
 }
 
-// HashKey is the name a rule's key has in a store: the SHA-256 of the
-// rule's name, a zero byte and the key, in hex. The rule's name keeps two
-// rules over the same key apart.
-func HashKey(rule, key string) string {
+// HashKey is a rule's key as a store knows it: the SHA-256 of the rule's
+// name, a zero byte and the key. The rule's name keeps two rules over the
+// same key apart.
+func HashKey(rule, key string) Hash {
 	var in [256]byte // most keys fit: hashing them then allocates nothing
-	b := append(append(append(in[:0], rule...), 0), key...)
-	sum := sha256.Sum256(b)
-	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], sum[:])
-	return string(out[:])
+	return sha256.Sum256(append(append(append(in[:0], rule...), 0), key...))
 }
+
+// String is the hash in hex, as Redis keys carry it.
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }

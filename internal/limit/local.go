@@ -12,7 +12,7 @@ import (
 // when the process does.
 type Local struct {
 	mu    sync.Mutex
-	keys  map[string]*ring
+	keys  map[Hash]*ring
 	now   func() time.Duration
 	swept int // len(keys) after the last sweep
 }
@@ -29,7 +29,7 @@ type ring struct {
 // NewLocal returns an empty local store.
 func NewLocal() *Local {
 	start := time.Now()
-	return &Local{keys: make(map[string]*ring), now: func() time.Duration { return time.Since(start) }}
+	return &Local{keys: make(map[Hash]*ring), now: func() time.Duration { return time.Since(start) }}
 }
 
 // sweepFloor is the number of keys below which the store never sweeps.
@@ -104,7 +104,7 @@ func (s *Local) sweep(now time.Duration) {
 }
 
 // Count implements Store.
-func (s *Local) Count(_ context.Context, key string, window time.Duration) (int, error) {
+func (s *Local) Count(_ context.Context, key Hash, window time.Duration) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.keys[key]

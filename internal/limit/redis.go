@@ -170,7 +170,7 @@ func (s *Redis) Take(ctx context.Context, entries []Entry, force bool) (Result, 
 	s.mu.Unlock()
 	args = append(args, flag, s.id+"-"+strconv.FormatUint(s.seq.Add(1), 36), known)
 	for _, e := range entries {
-		keys = append(keys, Prefix+e.Key)
+		keys = append(keys, Prefix+e.Key.String())
 		args = append(args, e.Count, e.Window.Microseconds())
 	}
 	reply, err := takeScript.Run(ctx, s.client, keys, args...).Slice()
@@ -207,10 +207,10 @@ func readReply(reply []any) (refused, retry int64, epoch string, ok bool) {
 }
 
 // Count implements Store.
-func (s *Redis) Count(ctx context.Context, key string, window time.Duration) (int, error) {
+func (s *Redis) Count(ctx context.Context, key Hash, window time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	n, err := countScript.Run(ctx, s.client, []string{Prefix + key}, window.Microseconds()).Int()
+	n, err := countScript.Run(ctx, s.client, []string{Prefix + key.String()}, window.Microseconds()).Int()
 	if err != nil {
 		return 0, fmt.Errorf("counting in the redis limit store: %w", err)
 	}
