@@ -3,9 +3,12 @@ package lrocancel
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
+	"github.com/lro-cancel/lro_cancel/internal/redistest"
 )
 
 // limited provisions a handler with the given limits, its records captured.
@@ -286,5 +290,64 @@ func TestExplainShowsEachLimitsKeyAndCount(t *testing.T) {
 	code, decision := explainOut(t, cfg, "POST", vaultCancel, alice)
 	if code != exitRefuses || decision != "rate_limited (limit per-team): 429 CANCEL_RATE_LIMITED" {
 		t.Errorf("without the team header: exit %d, decision %q", code, decision)
+	}
+}
+
+// In a batch each embedded cancel is limited as if sent alone; the first
+// over quota refuses the whole batch with its 429, the part named, and
+// nothing is forwarded.
+func TestABatchIsRefusedByItsFirstCancelOverQuota(t *testing.T) {
+	h, sink := limited(t, &LimitsConfig{Rules: []LimitRule{perPrincipal(2, time.Hour)}}, nil)
+	var body strings.Builder
+	for i := range 3 {
+		fmt.Fprintf(&body, "--b\r\nContent-Type: application/http\r\nContent-ID: c%d\r\n\r\n"+
+			"POST /v1/operations/batch-%d:cancel HTTP/1.1\r\nHost: vault.googleapis.com\r\nAuthorization: Bearer ya29.scoped\r\n\r\n\r\n", i+1, i)
+	}
+	body.WriteString("--b--\r\n")
+	r := request("POST", "vault.googleapis.com", "/batch", body.String())
+	r.Header.Set("Content-Type", "multipart/mixed; boundary=b")
+	called := false
+	w := httptest.NewRecorder()
+	_ = h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { called = true; return nil }))
+	if w.Code != 429 || called {
+		t.Fatalf("batch: %d, forwarded %v; want 429 and nothing forwarded", w.Code, called)
+	}
+	if w.Header().Get("Retry-After") == "" {
+		t.Error("the batch's 429 has no Retry-After")
+	}
+	aerr, ok := apierror.FromError(googleapi.CheckResponse(w.Result()))
+	if !ok || aerr.Reason() != "CANCEL_RATE_LIMITED" || aerr.Metadata()["part"] != "c3" {
+		t.Errorf("batch refusal %v (metadata %v), want CANCEL_RATE_LIMITED naming part c3", aerr, aerr.Metadata())
+	}
+	var decisions []audit.Decision
+	for _, rec := range sink.recs {
+		decisions = append(decisions, rec.Decision)
+	}
+	if fmt.Sprint(decisions) != "[batch_refused batch_refused rate_limited]" {
+		t.Errorf("records %v, want the two admitted parts batch_refused and the third rate_limited", decisions)
+	}
+}
+
+// The redis store's password comes from password_file; a wrong one makes
+// the store unavailable (503 under deny), the right one admits.
+func TestTheRedisPasswordComesFromItsFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs redis-server")
+	}
+	srv := redistest.Start(t, "--requirepass", "s3cret")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		password string
+		status   int
+	}{{"wrong\n", 503}, {"s3cret\n", 200}} {
+		file := filepath.Join(dir, "pass")
+		if err := os.WriteFile(file, []byte(tc.password), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h, _ := limited(t, &LimitsConfig{Store: "redis", Redis: &RedisConfig{Address: srv.Addr, PasswordFile: file, Timeout: caddy.Duration(2 * time.Second)},
+			Rules: []LimitRule{perPrincipal(2, time.Hour)}}, nil)
+		if w, _ := restCancel(t, h, "x"); w.Code != tc.status {
+			t.Errorf("password %q: %d, want %d", strings.TrimSpace(tc.password), w.Code, tc.status)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package govern is lro_cancel's transport-neutral core: what a cancel is
 // (Cancel), the decision on it (Core.Decide: credentials, verification,
-// scope, body, unlisted, unimplemented, in Google's own order), a refusal
+// scope, body, policy, unlisted, limits, unimplemented, in Google's own
+// order), a refusal
 // as a google.rpc.Code with its reason and details (Denial), and the audit
 // lifecycle of each governed cancel (Core.Serve, Core.Receive,
 // Core.Complete).
