@@ -184,6 +184,11 @@ func TestAKeyThatFailsCountsAsOverQuota(t *testing.T) {
 // have refused.
 func TestDryRunForwardsAndRecordsTheRuleThatWouldRefuse(t *testing.T) {
 	h, sink := limited(t, &LimitsConfig{Rules: []LimitRule{perPrincipal(1, time.Hour)}, DryRun: true}, nil)
+	// The counters are the process's: other tests count under this rule too.
+	metric := func(result string) float64 {
+		return testutil.ToFloat64(h.metrics.limitDecisions.WithLabelValues("per-principal", result))
+	}
+	before := map[string]float64{"admitted": metric("admitted"), "dry_run_limited": metric("dry_run_limited"), "limited": metric("limited")}
 	for i := range 3 {
 		if w, fwd := restCancel(t, h, "x"+strconv.Itoa(i)); w.Code != 200 || !fwd {
 			t.Fatalf("cancel %d under dry_run: %d forwarded %v", i+1, w.Code, fwd)
@@ -198,7 +203,7 @@ func TestDryRunForwardsAndRecordsTheRuleThatWouldRefuse(t *testing.T) {
 		}
 	}
 	for result, want := range map[string]float64{"admitted": 1, "dry_run_limited": 2, "limited": 0} {
-		if got := testutil.ToFloat64(h.metrics.limitDecisions.WithLabelValues("per-principal", result)); got != want {
+		if got := metric(result) - before[result]; got != want {
 			t.Errorf("caddy_lro_cancel_limit_decisions_total{rule=per-principal,result=%s} = %v, want %v", result, got, want)
 		}
 	}
@@ -349,5 +354,35 @@ func TestTheRedisPasswordComesFromItsFile(t *testing.T) {
 		if w, _ := restCancel(t, h, "x"); w.Code != tc.status {
 			t.Errorf("password %q: %d, want %d", strings.TrimSpace(tc.password), w.Code, tc.status)
 		}
+	}
+}
+
+// A JSON config gets the checks a Caddyfile gets.
+func TestJSONLimitsAreValidated(t *testing.T) {
+	good := func() *LimitsConfig { return &LimitsConfig{Rules: []LimitRule{perPrincipal(20, time.Hour)}} }
+	for name, tc := range map[string]struct {
+		change func(*LimitsConfig)
+		want   string
+	}{
+		"unknown store":          {func(lc *LimitsConfig) { lc.Store = "memcached" }, "store must be"},
+		"redis without address":  {func(lc *LimitsConfig) { lc.Store = "redis" }, "needs the server's address"},
+		"redis address, no port": {func(lc *LimitsConfig) { lc.Store, lc.Redis = "redis", &RedisConfig{Address: "10.0.0.5"} }, "<host>:<port>"},
+		"unknown on_error":       {func(lc *LimitsConfig) { lc.OnError = "shrug" }, "on_error must be"},
+		"no rule":                {func(lc *LimitsConfig) { lc.Rules = nil }, "at least one rule"},
+		"zero count":             {func(lc *LimitsConfig) { lc.Rules[0].Count = 0 }, "count must be positive"},
+		"zero window":            {func(lc *LimitsConfig) { lc.Rules[0].Window = 0 }, "window must be positive"},
+		"key not a string":       {func(lc *LimitsConfig) { lc.Rules[0].Key = "request.auth.scopes" }, "must be a string"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			lc := good()
+			tc.change(lc)
+			err := (&Handler{Limits: lc}).Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	if err := (&Handler{Limits: good()}).Validate(); err != nil {
+		t.Errorf("a good config: %v", err)
 	}
 }

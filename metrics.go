@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,10 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: metricsNamespace, Name: "journal_failures_total",
 			Help: "Audit journal writes or fsyncs that failed (each refused its batch of cancels).",
 		}),
-		limitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "limit_decisions_total",
-			Help: "Limit decisions, by rule and result: admitted, limited (refused 429, or its key failed), store_error (the store could not answer), dry_run_limited (would have been refused).",
-		}, []string{"rule", "result"}),
+		limitDecisions: limitDecisions(),
 	}
 	var err error
 	m.requests, err = register(reg, m.requests)
@@ -93,6 +91,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, err
 }
+
+// limitDecisions is made once per process and registered in each config's
+// registry: Caddy gives every config a registry of its own, and a counter
+// made per config would start again at zero on every reload.
+var limitDecisions = sync.OnceValue(func() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "limit_decisions_total",
+		Help: "Limit decisions, by rule and result: admitted, limited (refused 429, or its key failed), store_error (the store could not answer), dry_run_limited (would have been refused).",
+	}, []string{"rule", "result"})
+})
 
 // register registers c, or returns the collector already registered under
 // its name.
