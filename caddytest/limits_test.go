@@ -2,9 +2,17 @@ package integration
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,6 +45,7 @@ type fleetMember struct {
 	*caddyProcess
 	port, adminPort int
 	audit           string
+	caddyfile       string
 }
 
 // fleet runs n gateways of the built binary, each with the limits block
@@ -93,6 +102,7 @@ http://:%[2]d {
 		if err := os.WriteFile(caddyfile, []byte(config), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		m.caddyfile = caddyfile
 		m.caddyProcess = startCaddy(t, bin, dir, caddyfile, m.port, fmt.Sprintf("gateway-%d", i))
 		f.members = append(f.members, m)
 	}
@@ -451,4 +461,91 @@ func TestLocalAndDryRunLimits(t *testing.T) {
 	if n := f.metric(1, "per-principal", "dry_run_limited"); n != 1 {
 		t.Errorf("dry_run_limited metric %v, want 1", n)
 	}
+
+	// The metric keeps counting across `caddy reload` (the local counts
+	// start again: a reload makes a new store).
+	m := f.members[1]
+	run := runCaddy(t, bin, "reload", "--config", m.caddyfile, "--adapter", "caddyfile",
+		"--address", fmt.Sprintf("127.0.0.1:%d", m.adminPort), "--force")
+	if run.code != 0 {
+		t.Fatalf("caddy reload: exit %d: %s", run.code, run.stderr)
+	}
+	if s, _, _ := f.cancel(1, tokenVault, "after-reload"); s != 200 {
+		t.Errorf("after the reload: %d", s)
+	}
+	if n := f.metric(1, "per-principal", "admitted"); n != 3 {
+		t.Errorf("after a reload the admitted metric reads %v, want 3 (2 before it, 1 after)", n)
+	}
+}
+
+// `tls` speaks TLS to the store and verifies its certificate against the
+// system's roots (here a test CA, given as SSL_CERT_FILE, which Go reads
+// as the system's); the same store without `tls` is unavailable.
+func TestTheRedisStoreOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: builds and runs the binary and redis-server")
+	}
+	dir := t.TempDir()
+	ca, cert, key := testCertificates(t, dir)
+	t.Setenv("SSL_CERT_FILE", ca) // the Caddy processes inherit it
+	srv := redistest.StartTLS(t, cert, key)
+	bin := buildCaddy(t)
+	f := startFleet(t, bin, []string{
+		"store redis " + srv.Addr + " {\n\t\t\t\ttls\n\t\t\t\ttimeout 2s\n\t\t\t}\n\t\t\trule per-principal 1 1h",
+		"store redis " + srv.Addr + " {\n\t\t\t\ttimeout 2s\n\t\t\t}\n\t\t\trule per-principal 1 1h",
+	})
+	if s, _, r := f.cancel(0, tokenVault, "tls-1"); s != 200 {
+		t.Errorf("over TLS: %d %s, want 200", s, r)
+	}
+	if s, _, r := f.cancel(0, tokenVault, "tls-2"); s != 429 {
+		t.Errorf("over TLS, the second: %d %s, want 429", s, r)
+	}
+	if s, _, r := f.cancel(1, tokenVault, "plain"); s != 503 || r != "LIMIT_STORE_UNAVAILABLE" {
+		t.Errorf("cleartext to a TLS store: %d %s, want 503 LIMIT_STORE_UNAVAILABLE", s, r)
+	}
+}
+
+// testCertificates writes a CA and a certificate for 127.0.0.1 it signed,
+// and returns the files: the CA, the certificate, its key.
+func testCertificates(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "lro_cancel test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caTmpl, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(leafKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "EC PRIVATE KEY", keyDER)
 }

@@ -5,6 +5,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -26,8 +27,11 @@ type Server struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
-	// Args are added to the server's command line (e.g. "--requirepass", "x").
+	// args are added to the server's command line (e.g. "--requirepass", "x").
 	args []string
+	// tls, when set, makes the server speak TLS only, with this
+	// certificate and key.
+	tls *[2]string
 }
 
 // Start runs redis-server with extra command-line arguments, and fails the
@@ -35,10 +39,22 @@ type Server struct {
 // not answer within 30s.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
+	return start(t, nil, args)
+}
+
+// StartTLS runs redis-server speaking TLS only (no cleartext port), with
+// the given PEM certificate and key, not asking clients for theirs.
+func StartTLS(t testing.TB, certFile, keyFile string, args ...string) *Server {
+	t.Helper()
+	return start(t, &[2]string{certFile, keyFile}, args)
+}
+
+func start(t testing.TB, tlsFiles *[2]string, args []string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed (apt-get install redis-server): %v", err)
 	}
-	s := &Server{t: t, dir: t.TempDir(), args: args}
+	s := &Server{t: t, dir: t.TempDir(), args: args, tls: tlsFiles}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,11 +69,15 @@ func Start(t testing.TB, args ...string) *Server {
 
 func (s *Server) start() {
 	s.t.Helper()
-	args := append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls != nil {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", s.tls[0], "--tls-key-file", s.tls[1], "--tls-auth-clients", "no"}
+	}
+	args := append(append(port, "--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
-	}, s.args...)
+	), s.args...)
 	s.cmd = exec.Command("redis-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
@@ -86,7 +106,12 @@ func (s *Server) start() {
 // ping reports whether the server is up: a PING answers, or, with a
 // password required, asks for it.
 func (s *Server) ping() bool {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, DialTimeout: time.Second, MaxRetries: -1, DisableIdentity: true})
+	opts := &redis.Options{Addr: s.Addr, DialTimeout: time.Second, MaxRetries: -1, DisableIdentity: true}
+	if s.tls != nil {
+		// Only whether it is up: the tests check the certificate.
+		opts.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+	}
+	c := redis.NewClient(opts)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
