@@ -386,3 +386,39 @@ func TestJSONLimitsAreValidated(t *testing.T) {
 		t.Errorf("a good config: %v", err)
 	}
 }
+
+// gRPC-Web and $rpc callers get the refusal in their encodings.
+func TestOverQuotaInEveryGRPCFamilyEncoding(t *testing.T) {
+	h, _ := limited(t, &LimitsConfig{Rules: []LimitRule{perPrincipal(1, time.Hour)}}, nil)
+	if w, _ := restCancel(t, h, "spend"); w.Code != 200 {
+		t.Fatalf("the first cancel: %d", w.Code)
+	}
+	msg := cancelMessage(t, "operations/x")
+	for _, tc := range []struct {
+		name, path, contentType string
+		body                    []byte
+		status                  int
+		grpcStatus              string
+	}{
+		{"gRPC-Web", lroPath, "application/grpc-web+proto", grpcFrame(msg), 200, "8"},
+		{"$rpc protobuf", "/$rpc" + lroPath, "application/x-protobuf", msg, 429, ""},
+		{"$rpc JSON", "/$rpc" + lroPath, "application/json", []byte(`{"name":"operations/x"}`), 429, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := request("POST", "vault.googleapis.com", tc.path, string(tc.body))
+			r.Header.Set("Content-Type", tc.contentType)
+			r.Header.Set("Authorization", "Bearer ya29.scoped")
+			w := httptest.NewRecorder()
+			if err := h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+				t.Error("forwarded")
+				return nil
+			})); err != nil {
+				t.Fatal(err)
+			}
+			reason, code := reasonOf(t, w)
+			if w.Code != tc.status || code != tc.grpcStatus || reason != "CANCEL_RATE_LIMITED" {
+				t.Errorf("status %d grpc-status %q reason %q, want %d %q CANCEL_RATE_LIMITED", w.Code, code, reason, tc.status, tc.grpcStatus)
+			}
+		})
+	}
+}
