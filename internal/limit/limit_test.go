@@ -384,3 +384,26 @@ func BenchmarkLocalTake(b *testing.B) {
 		})
 	}
 }
+
+// One cancel's round trip to a loopback Redis: the script, its keys and
+// arguments, the client's reply parsing.
+func BenchmarkRedisTake(b *testing.B) {
+	srv := redistest.Start(b)
+	s, err := NewRedis(RedisConfig{Addr: srv.Addr, Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	l, err := New([]Rule{{Name: "per-principal", Count: 20, Window: time.Nanosecond}}, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := []string{"alice@example.com"}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Take(ctx, keys, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
