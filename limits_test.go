@@ -422,3 +422,21 @@ func TestOverQuotaInEveryGRPCFamilyEncoding(t *testing.T) {
 		})
 	}
 }
+
+// {http.lro_cancel.limit_rule} names the rule that refused, for access
+// logs and later handlers.
+func TestTheLimitRulePlaceholder(t *testing.T) {
+	h, _ := limited(t, &LimitsConfig{Rules: []LimitRule{perPrincipal(1, time.Hour)}}, nil)
+	var got []string
+	for range 2 {
+		r := request("POST", "vault.googleapis.com", "/v1/operations/x:cancel", "")
+		r.Header.Set("Authorization", "Bearer ya29.scoped")
+		_ = h.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil }))
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		v, _ := repl.GetString("http.lro_cancel.limit_rule")
+		got = append(got, v)
+	}
+	if fmt.Sprint(got) != "[ per-principal]" {
+		t.Errorf("limit_rule placeholder %q, want empty then per-principal", got)
+	}
+}

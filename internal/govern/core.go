@@ -490,6 +490,8 @@ func placeholders(rec *audit.Record) caddy.ReplacerFunc {
 			return string(rec.Decision), true
 		case "http.lro_cancel.policy_rule":
 			return rec.PolicyRule, true
+		case "http.lro_cancel.limit_rule":
+			return rec.LimitRule, true
 		}
 		return nil, false
 	}
