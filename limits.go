@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,9 +27,9 @@ const (
 	defaultRedisTimeout = 100 * time.Millisecond
 )
 
-// provisionLimits sets the limits' defaults and compiles their rules. A
-// local store is made here (it acts on nothing outside the process, and
-// explain reads it); a redis store is left for openLimitStore.
+// provisionLimits sets the limits' defaults and compiles their rules, over
+// a local store of their own (what explain reads); the running handler's
+// store is openLimitStore's.
 func provisionLimits(lc *LimitsConfig) (*govern.Limits, error) {
 	if lc.Store == "" {
 		lc.Store = limitStoreLocal
@@ -88,10 +89,36 @@ func compileLimitRules(rules []LimitRule) ([]limit.Rule, []*policy.Key, error) {
 	return out, keys, nil
 }
 
-// openLimitStore connects the running handler's limits to their redis
-// store, and wires their metrics and outage warning.
+// localStores holds the process's one local store while a config uses it:
+// one store per process, as one Redis per fleet (rules of the same name
+// share their counts in either). A reload hands it from the old config to
+// the new, so that a config change does not start every window again.
+var localStores = caddy.NewUsagePool()
+
+const localStoreKey = "local"
+
+type localStore struct{ *limit.Local }
+
+func (localStore) Destruct() error { return nil }
+
+// openLimitStore connects the running handler's limits to their store (the
+// process's local store, or redis), and wires their metrics and outage
+// warning.
 func (h *Handler) openLimitStore(lim *govern.Limits) error {
 	lc := h.Limits
+	if lc.Store == limitStoreLocal {
+		v, _, err := localStores.LoadOrNew(localStoreKey, func() (caddy.Destructor, error) {
+			return localStore{limit.NewLocal()}, nil
+		})
+		if err != nil {
+			return fmt.Errorf("lro_cancel: limits: %w", err)
+		}
+		var release sync.Once // a handler holds one reference, however often cleaned up
+		h.closers = append(h.closers, func() { release.Do(func() { _, _ = localStores.Delete(localStoreKey) }) })
+		if lim.Limiter, err = limit.New(lim.Limiter.Rules(), v.(localStore).Local); err != nil {
+			return fmt.Errorf("lro_cancel: limits: %w", err)
+		}
+	}
 	if lc.Store == limitStoreRedis {
 		rc := lc.Redis
 		cfg := limit.RedisConfig{Addr: rc.Address, DB: rc.DB, TLS: rc.TLS, Timeout: time.Duration(rc.Timeout)}

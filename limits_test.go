@@ -40,6 +40,9 @@ func limited(t *testing.T, lc *LimitsConfig, more func(*Handler)) (*Handler, *ca
 		t.Fatal(err)
 	}
 	h = provision(t, h)
+	// Cleaned up, the handler lets go of the process's local store: the
+	// next test starts from an empty one.
+	t.Cleanup(func() { _ = h.Cleanup() })
 	sink := &captureSink{}
 	h.core.Sink = sink
 	return h, sink
@@ -438,5 +441,25 @@ func TestTheLimitRulePlaceholder(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[ per-principal]" {
 		t.Errorf("limit_rule placeholder %q, want empty then per-principal", got)
+	}
+}
+
+// A reload hands the process's local store from the old handler to the
+// new: the counts go on. Once no handler uses it, it is gone.
+func TestLocalCountsSurviveAReload(t *testing.T) {
+	lc := func() *LimitsConfig { return &LimitsConfig{Rules: []LimitRule{perPrincipal(1, time.Hour)}} }
+	old, _ := limited(t, lc(), nil)
+	if w, _ := restCancel(t, old, "x"); w.Code != 200 {
+		t.Fatalf("first cancel: %d", w.Code)
+	}
+	reloaded, _ := limited(t, lc(), nil) // provisioned before the old one is cleaned up, as Caddy reloads
+	_ = old.Cleanup()
+	if w, _ := restCancel(t, reloaded, "y"); w.Code != 429 {
+		t.Errorf("after the reload: %d, want 429 (the count survived)", w.Code)
+	}
+	_ = reloaded.Cleanup()
+	fresh, _ := limited(t, lc(), nil)
+	if w, _ := restCancel(t, fresh, "z"); w.Code != 200 {
+		t.Errorf("with no handler left in between: %d, want 200 (a new store)", w.Code)
 	}
 }

@@ -462,19 +462,21 @@ func TestLocalAndDryRunLimits(t *testing.T) {
 		t.Errorf("dry_run_limited metric %v, want 1", n)
 	}
 
-	// The metric keeps counting across `caddy reload` (the local counts
-	// start again: a reload makes a new store).
-	m := f.members[1]
+	// A reload keeps the local counts (the store passes from the old config
+	// to the new) and the metric's (one collector per process).
+	m := f.members[0]
 	run := runCaddy(t, bin, "reload", "--config", m.caddyfile, "--adapter", "caddyfile",
 		"--address", fmt.Sprintf("127.0.0.1:%d", m.adminPort), "--force")
 	if run.code != 0 {
 		t.Fatalf("caddy reload: exit %d: %s", run.code, run.stderr)
 	}
-	if s, _, _ := f.cancel(1, tokenVault, "after-reload"); s != 200 {
-		t.Errorf("after the reload: %d", s)
+	if s, _, _ := f.cancel(0, tokenVault, "after-reload"); s != 429 {
+		t.Errorf("after the reload: %d, want 429 (the local counts survive it)", s)
 	}
-	if n := f.metric(1, "per-principal", "admitted"); n != 3 {
-		t.Errorf("after a reload the admitted metric reads %v, want 3 (2 before it, 1 after)", n)
+	for result, want := range map[string]float64{"admitted": 2, "limited": 2} {
+		if n := f.metric(0, "per-principal", result); n != want {
+			t.Errorf("after a reload the %s metric reads %v, want %v (counted before and after it)", result, n, want)
+		}
 	}
 }
 
