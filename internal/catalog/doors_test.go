@@ -213,3 +213,14 @@ func FuzzIsBatchPath(f *testing.F) {
 		}
 	})
 }
+
+func TestContainsCancelOrBatchFindsEitherWordInAnyLetterCase(t *testing.T) {
+	for s, want := range map[string]bool{
+		"/v1/operations/x:cancel": true, "/v1/x/CANCEL": true, "/Batch": true, "/batc": false,
+		"/cancE": false, "/v1/b/bb/c/cc": false, "": false, "/google.longrunning.Operations/CancelOperation": true,
+	} {
+		if got := catalog.ContainsCancelOrBatch(s); got != want {
+			t.Errorf("ContainsCancelOrBatch(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

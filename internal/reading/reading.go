@@ -133,7 +133,7 @@ func (z *Reader) Catalog() *catalog.Catalog { return z.cat }
 // batch path spells one of them once decoded, and no signal changes the
 // path): it costs no allocation.
 func (z *Reader) Read(r *http.Request) Reading {
-	if !catalog.ContainsCancel(r.URL.Path) && !catalog.ContainsBatch(r.URL.Path) {
+	if !catalog.ContainsCancelOrBatch(r.URL.Path) {
 		return Reading{}
 	}
 	return z.read(r, r.Host, "")
@@ -148,7 +148,7 @@ func (z *Reader) Read(r *http.Request) Reading {
 // is read under the host it names. A part that is itself a batch reads
 // two ways too (the batch reader refuses those first).
 func (z *Reader) ReadPart(part *http.Request, named, batchHost, batchPath string) Reading {
-	if !catalog.ContainsCancel(part.URL.Path) && !catalog.ContainsBatch(part.URL.Path) {
+	if !catalog.ContainsCancelOrBatch(part.URL.Path) {
 		return Reading{}
 	}
 	global := isGlobalBatch(batchHost, batchPath)

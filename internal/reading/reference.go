@@ -156,7 +156,7 @@ func interpret(method, host, path string) []Interpretation {
 
 // isUnlistedPath is the unlisted rule: /<version>/<name>:cancel or
 // /<version>/<name>/cancel, the name holding an "operations" segment with
-// at least one segment after it.
+// something after it.
 func isUnlistedPath(path string) bool {
 	segs := strings.Split(path, "/")
 	if len(segs) < 4 || segs[0] != "" || segs[1] == "" {
@@ -173,7 +173,7 @@ func isUnlistedPath(path string) bool {
 		return false
 	}
 	for i, s := range name {
-		if s == "operations" && i+1 < len(name) {
+		if s == "operations" && strings.Join(name[i+1:], "") != "" {
 			return true
 		}
 	}
