@@ -102,6 +102,9 @@ type serveCase struct {
 
 const lroPath = "/google.longrunning.Operations/CancelOperation"
 
+// cancelPart is a batch (boundary b) of one vault cancel.
+const cancelPart = "--b\r\nContent-Type: application/http\r\n\r\nPOST /v1/operations/x:cancel HTTP/1.1\r\n\r\n\r\n--b--\r\n"
+
 // A fast table of every front door through ServeHTTP, with a
 // caddyhttp.HandlerFunc as the upstream: status, gRPC status, reason,
 // whether the upstream saw the request (and its exact bytes) and the record.
@@ -204,9 +207,13 @@ func TestServeHTTPGovernsEveryFrontDoor(t *testing.T) {
 		{name: "$rpc: matrix parameters are ambiguous", method: "POST", host: "vault.googleapis.com",
 			path: "/$rpc" + lroPath + ";a=b", header: rpcProto, body: msg,
 			wantStatus: 400, wantReason: "AMBIGUOUS_REQUEST", wantRecord: audit.AmbiguousRequest, wantProto: "rpc", wantGRPCRec: 3},
-		{name: "batch: $httpHeaders on a batch is ambiguous", method: "POST", host: "vault.googleapis.com",
-			path: "/batch?$httpHeaders=x", header: []string{"Content-Type", "multipart/mixed; boundary=b"}, body: []byte("--b--"),
+		{name: "batch: $httpHeaders on a batch that may hold a cancel is ambiguous", method: "POST", host: "vault.googleapis.com",
+			path: "/batch?$httpHeaders=x", header: []string{"Content-Type", "multipart/mixed; boundary=b"}, body: []byte(cancelPart),
 			wantStatus: 400, wantReason: "AMBIGUOUS_REQUEST", wantRecord: audit.AmbiguousRequest, wantProto: "batch"},
+		{name: "batch: a batch whose bytes hold no cancel passes unparsed, however it reads", method: "POST", host: "vault.googleapis.com",
+			path: "/batch?$httpHeaders=x", header: []string{"Content-Type", "text/plain", "Content-Type", "multipart/mixed"},
+			body:       []byte("--b\r\nContent-Type: application/http\r\n\r\nGET /v1/matters HTTP/1.1\r\n\r\nnot even closed"),
+			wantStatus: 200, forwarded: true},
 		{name: "another gRPC method passes untouched", method: "POST", host: "vault.googleapis.com",
 			path: "/google.longrunning.Operations/GetOperation", header: grpcEmail, body: grpcFrame(msg),
 			wantStatus: 200, forwarded: true},
