@@ -489,6 +489,9 @@ func adversarialShapes(t testing.TB) []advShape {
 			unclear("decoded once it is operations%2Fx, one segment that is not operations: never decoding twice, it is no cancel")),
 		shape("encoding", "double-encoded verb", "pass", "POST", vaultHost, "/v1/operations/x%253Acancel",
 			unclear("decoded once the last segment is x%3Acancel, no verb: never decoding twice, it is no cancel")),
+		shape("encoding", "fragment after the verb", "ambiguous", "POST", vaultHost, vaultCancelX+"#frag", rawOnly(),
+			unclear("a request target holds no fragment (RFC 9112 3.2): a server that drops it reads a cancel, one that keeps it (Go's) does not; "+
+				"Caddy forwards it as x:cancel%23frag, which Google would not read as a cancel, so passing it is arguable; refusing is the safe reading")),
 		shape("encoding", "upper-case verb", "pass", "POST", vaultHost, "/v1/operations/x:CANCEL",
 			unclear("the SPEC is silent on the letter case of a path; Google's paths and verbs are case-sensitive")),
 
@@ -540,6 +543,9 @@ func adversarialShapes(t testing.TB) []advShape {
 		shape("batch", "part is a gRPC-Web cancel", "cancel", "POST", vaultHost, "/batch",
 			batchOf(httpPart("1", embedded("POST "+lroCancelMethod+" HTTP/1.1\nContent-Type: application/grpc-web+proto", string(grpcFrame(0, lroMsg))))),
 			expect(inPart(vaultExpect, "1"))),
+		shape("batch", "part is a gRPC cancel", "cancel", "POST", vaultHost, "/batch",
+			batchOf(httpPart("1", embedded("POST "+lroCancelMethod+" HTTP/1.1\nContent-Type: application/grpc", string(grpcFrame(0, lroMsg))))),
+			expect(inPart(vaultExpect, "1")), unclear("gRPC needs HTTP/2, but the SPEC governs a part that is a cancel in any door's form")),
 		shape("batch", "part with $httpMethod", wantOverride, "POST", vaultHost, "/batch",
 			batchOf(httpPart("1", embedded("GET "+vaultCancelX+"?$httpMethod=POST HTTP/1.1", ""))), unclear(overrideUnclear)),
 		shape("batch", "part with its method in lower case", "ambiguous or refused:INVALID_BATCH", "POST", vaultHost, "/batch",
