@@ -1,8 +1,12 @@
 package reading_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -195,49 +199,89 @@ func BenchmarkReadCancel(b *testing.B) {
 	}
 }
 
+// adversarialShape is one shape of the caddytest adversarial suite, as its
+// data table holds it.
+type adversarialShape struct {
+	Method, Host, Target string
+	Headers              map[string][]string
+	Body                 string
+	BodyBase64           string `json:"body_base64"`
+}
+
+// adversarialShapes reads the caddytest adversarial suite's table, which
+// seeds the fuzz targets with every shape the suite tries.
+func adversarialShapes(f *testing.F) []adversarialShape {
+	b, err := os.ReadFile("../../caddytest/testdata/adversarial_shapes.json")
+	if err != nil {
+		f.Fatalf("reading the adversarial shapes: %v", err)
+	}
+	var shapes []adversarialShape
+	if err := json.Unmarshal(b, &shapes); err != nil {
+		f.Fatalf("parsing the adversarial shapes: %v", err)
+	}
+	for i := range shapes {
+		if shapes[i].BodyBase64 != "" {
+			body, err := base64.StdEncoding.DecodeString(shapes[i].BodyBase64)
+			if err != nil {
+				f.Fatalf("shape %d: %v", i, err)
+			}
+			shapes[i].Body = string(body)
+		}
+	}
+	if len(shapes) < 120 {
+		f.Fatalf("%d adversarial shapes, want at least 120", len(shapes))
+	}
+	return shapes
+}
+
+// headerLines writes headers as "Name: value" lines, one per value.
+func headerLines(h map[string][]string) string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		for _, v := range h[name] {
+			b.WriteString(name + ": " + v + "\n")
+		}
+	}
+	return b.String()
+}
+
 // FuzzReadAgreesWithReference holds the fast reader to the reference
 // reader: a request Read passes untouched has no reading that is a cancel
 // or a batch, and a cancel or batch Read governs, the reference finds too.
+// Its seeds are the adversarial suite's shapes and a few of its own.
 func FuzzReadAgreesWithReference(f *testing.F) {
-	for _, s := range [][5]string{
-		{"POST", vault, "/v1/operations/x:cancel", "", ""},
-		{"GET", vault, "/v1/operations/x:cancel?$httpMethod=POST", "", ""},
-		{"GET", vault, "/v1/operations/x:cancel", "POST", ""},
-		{"GET", vault, "/v1/operations/x:cancel?a=1;%24httpMethod=post", "", ""},
-		{"POST", vault, "/v1/operations/x:cancel;a=b", "", ""},
-		{"POST", vault, "/v1/operations/x;a=b/y:cancel", "", ""},
-		{"POST", "www.googleapis.com", "/storage/v1/b/b/operations/o/cancel", "", ""},
-		{"POST", "www.googleapis.com", "/sql/v1beta4/projects/p/operations/o/cancel", "", ""},
-		{"POST", "foo.googleapis.com", "/batch/cancel/v1", "", ""},
-		{"POST", "foo.googleapis.com", "/%62atch", "", "multipart/mixed; boundary=b"},
-		{"GET", "vault.clients6.google.com", "/batch", "POST", ""},
-		{"POST", vault, "/v1/%6Fperations/x:cancel", "", ""},
-		{"POST", vault, "/v1/operations%2Fx:cancel", "", ""},
-		{"POST", vault, "/google.longrunning.Operations/CancelOperation", "", "application/grpc"},
-		{"POST", vault, "/$rpc/google.longrunning.operations/canceloperation", "", "application/json"},
-		{"POST", vault, "/v1/operations/x:cancel?$ct=application/grpc-web%2Bproto", "", ""},
-		{"POST", "example.com", "/v9/projects/p/operations/o:cancel", "", ""},
+	for _, s := range [][4]string{
+		{"POST", vault, "/v1/operations/x:cancel", ""},
+		{"GET", vault, "/v1/operations/x:cancel", "X-HTTP-Method-Override: POST\n"},
+		{"GET", vault, "/v1/operations/x:cancel?a=1;%24httpMethod=post", ""},
+		{"POST", vault, "/v1/operations/x;a=b/y:cancel", ""},
+		{"POST", "foo.googleapis.com", "/%62atch", "Content-Type: multipart/mixed; boundary=b\n"},
+		{"GET", "vault.clients6.google.com", "/batch", "X-HTTP-Method: POST\n"},
+		{"POST", vault, "/$rpc/google.longrunning.operations/canceloperation", "Content-Type: application/json\n"},
+		{"POST", "example.com", "/v9/projects/p/operations/o:cancel", ""},
 	} {
-		f.Add(s[0], s[1], s[2], s[3], s[4])
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	for _, s := range adversarialShapes(f) {
+		f.Add(s.Method, s.Host, s.Target, headerLines(s.Headers))
 	}
 	z := reading.New(catalog.Default(), nil)
-	f.Fuzz(func(t *testing.T, method, host, target, override, contentType string) {
+	f.Fuzz(func(t *testing.T, method, host, target, headers string) {
 		u, err := url.ParseRequestURI(target)
 		if err != nil || strings.ContainsAny(method, " \t\r\n") || method == "" {
 			return
 		}
 		r := &http.Request{Method: method, Host: host, URL: u, Header: http.Header{}}
-		if override != "" {
-			r.Header.Set("X-HTTP-Method-Override", override)
-		}
-		if contentType != "" {
-			r.Header.Set("Content-Type", contentType)
+		for line := range strings.Lines(headers) {
+			if name, value, ok := strings.Cut(strings.TrimRight(line, "\r\n"), ":"); ok {
+				r.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+			}
 		}
 		rd := z.Read(r)
 		ref := reading.Reference(nil, r)
 		if rd.Door == reading.None {
 			if len(ref) > 0 {
-				t.Fatalf("%s %s %s (override %q): Read passes it, the reference reads %+v", method, host, target, override, ref)
+				t.Fatalf("%s %s %s (%q): Read passes it, the reference reads %+v", method, host, target, headers, ref)
 			}
 			return
 		}

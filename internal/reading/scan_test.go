@@ -54,6 +54,13 @@ func FuzzScanAgreesWithReference(f *testing.F) {
 	f.Add("b", "--b\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nPOST /v1/operations/x:cancel HTTP/1.1\r\n\r\n--b--\r\n")
 	f.Add("x", "--x\nContent-Type: application/http\n\nPOST /v1/operations/x:%63ancel\n\n--x--\n")
 	f.Add("b", "--b\r\nContent-Type: application/http\r\n\r\nPOST https://foo.googleapis.com/v1/p/operations/o/cancel HTTP/1.1\r\n\r\n--b--\r\n")
+	for _, s := range adversarialShapes(f) {
+		for _, ct := range s.Headers["Content-Type"] {
+			if _, b, ok := strings.Cut(ct, "boundary="); ok && s.Body != "" {
+				f.Add(strings.Trim(b, `"`), s.Body)
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, boundary, raw string) {
 		if reading.MayHoldCancel([]byte(raw)) {
 			return
