@@ -136,6 +136,10 @@ func TestCompileRefusesARuleThatCouldRunAway(t *testing.T) {
 		{"a nested comprehension over a claim", `request.auth.claims.groups.exists(g, request.auth.claims.groups.exists(h, g == h + 'x'))`},
 		{"a comprehension over a huge list", hugeList + `.exists(x, x == request.auth.principal)`},
 		{"a comprehension over a huge list built from the input", `request.auth.scopes.map(s, request.auth.scopes).exists(l, l.exists(s, s.contains(request.auth.principal)))`},
+		// Read as the attribute, resource.name would be 2 KiB at most; the
+		// variable holds 16 Ki parts of the joined scopes.
+		{"a comprehension variable named resource does not take resource.name's bound",
+			`[{'name': request.auth.scopes.join('').split('')}].exists(resource, resource.name.exists(l, false))`},
 		{"a regular expression over every header against every claim", `request.headers.exists(k, request.auth.claims.groups.exists(g, request.headers[k].matches(g)))`},
 	}
 	for _, tt := range tests {
