@@ -93,6 +93,13 @@ type CacheConfig struct {
 	// beyond it is refused 503 at once, while cached tokens go on.
 	// Default: 64.
 	MaxInFlight int `json:"max_in_flight,omitempty"`
+
+	// CacheBytes bounds, in bytes, what the cached answers weigh together
+	// (their claims above all), whatever the verifier answers: past it the
+	// least recently used are forgotten. An answer weighing more than 32
+	// KiB on its own is never cached (its token is verified all the same).
+	// Default: 64 MiB.
+	CacheBytes int64 `json:"cache_bytes,omitempty"`
 }
 
 // TokenInfoConfig configures the tokeninfo verifier.
@@ -388,6 +395,7 @@ func (h *Handler) cached(name string, v credential.Verifier, c CacheConfig) *cre
 		TTL:         time.Duration(c.CacheTTL),
 		NegativeTTL: time.Duration(c.NegativeCacheTTL),
 		MaxInFlight: c.MaxInFlight,
+		MaxBytes:    c.CacheBytes,
 		Observe:     h.metrics.observeCache(name),
 	})
 }
