@@ -175,7 +175,7 @@ func isGlobalBatch(host, path string) bool {
 }
 
 // maxMethods bounds the method readings kept on the stack; a request with
-// more override values reads two ways anyway.
+// more reads two ways anyway, and keeps POST and GET among them.
 const maxMethods = 8
 
 // signals are what a request says besides its host and path.
@@ -199,7 +199,12 @@ func (s *signals) addMethod(m string) {
 	if s.n < maxMethods {
 		s.methods[s.n] = m
 		s.n++
+		return
 	}
+	// More readings than the stack holds: every method that can make a
+	// cancel or a batch is one of them.
+	s.twoWays("The request names too many methods.")
+	s.methods[maxMethods-2], s.methods[maxMethods-1] = http.MethodPost, http.MethodGet
 }
 
 // twoWays notes the first way in which the request reads two ways.

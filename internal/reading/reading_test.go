@@ -68,6 +68,8 @@ func TestReadTakesEveryReadingGooglesFrontEndCouldMake(t *testing.T) {
 		{"two override header names", "GET", vault, "/v1/operations/x:cancel", []string{"X-HTTP-Method", "POST", "X-Method-Override", "POST"}, twoWays},
 		{"header and query overrides", "GET", vault, "/v1/operations/x:cancel?$httpMethod=POST", []string{"X-HTTP-Method", "POST"}, twoWays},
 		{"a request method in another letter case", "post", vault, "/v1/operations/x:cancel", nil, twoWays},
+		{"more methods than the reader keeps, POST last", "GET", vault, "/v1/operations/x:cancel",
+			[]string{"X-HTTP-Method-Override", "A,B,C,D,E,F,G,H,I,POST"}, twoWays},
 		{"an override that makes no cancel", "GET", vault, "/v1/operations/x:cancel", []string{"X-HTTP-Method-Override", "PATCH"}, none},
 		{"an override on a non-cancel path", "GET", vault, "/v1/operations/x", []string{"X-HTTP-Method-Override", "POST"}, none},
 
