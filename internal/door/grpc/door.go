@@ -18,7 +18,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
-// Call is a request to a cancel RPC's path, as Recognize saw it.
+// Call is a request to a cancel RPC's path, as the reader read it.
 type Call struct {
 	RPC *catalog.RPC
 	// Exact is false for a path that names the RPC only loosely.

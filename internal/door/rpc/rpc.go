@@ -21,7 +21,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
-// Call is a request to a $rpc cancel path, as Recognize saw it.
+// Call is a request to a $rpc cancel path, as the reader read it.
 type Call struct {
 	RPC   *catalog.RPC
 	Exact bool
