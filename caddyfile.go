@@ -1,6 +1,7 @@
 package lrocancel
 
 import (
+	"math"
 	"slices"
 	"strconv"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
@@ -28,7 +30,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		unimplemented [<host>...]
 //		unlisted      enforce|deny|pass
 //		body          empty|strict
-//		tokeninfo     [<url>] { timeout <d>  cache_ttl <d>  cache_size <n>  negative_cache_ttl <d> }
+//		tokeninfo     [<url>] { timeout <d>  cache_ttl <d>  cache_size <n>  cache_bytes <size>  negative_cache_ttl <d> }
 //		introspection <url> { client_id <id>  client_secret <secret>  timeout <d>  cache_ttl <d> ... }
 //		jwt { jwks_url <url> | jwks_file <path>  issuer <iss>...  audience <aud>...  algorithms <alg>...
 //		      leeway <d>  timeout <d>  refresh_interval <d>  min_refresh_interval <d>  cache_ttl <d> ... }
@@ -184,6 +186,17 @@ func parseCache(d *caddyfile.Dispenser, c *CacheConfig, block string) error {
 			return d.Errf("max_in_flight must be a positive integer, not %q", s)
 		}
 		c.MaxInFlight = n
+		return nil
+	case "cache_bytes":
+		var s string
+		if err := oneArg(d, &s); err != nil {
+			return err
+		}
+		n, err := humanize.ParseBytes(s)
+		if err != nil || n == 0 || n > math.MaxInt64 {
+			return d.Errf("cache_bytes must be a positive size such as 64MiB, not %q", s)
+		}
+		c.CacheBytes = int64(n)
 		return nil
 	}
 	return d.Errf("unrecognized %s subdirective '%s'", block, d.Val())

@@ -53,6 +53,8 @@ func TestCaddyfileErrorsNameTheLine(t *testing.T) {
 		{"unknown audit stage", "audit {\n\t\tstages received sometimes\n\t}", "unknown stage"},
 		{"unknown tokeninfo option", "tokeninfo {\n\t\tretries 3\n\t}", "Caddyfile:4"},
 		{"max_in_flight not a number", "tokeninfo {\n\t\tmax_in_flight lots\n\t}", "Caddyfile:4"},
+		{"cache_bytes not a size", "tokeninfo {\n\t\tcache_bytes lots\n\t}", "Caddyfile:4"},
+		{"policy rule that could run away", "policy {\n\t\tdeny pairs `request.auth.scopes.exists(a, request.auth.scopes.exists(b, a + b == 'x'))`\n\t}", `rule "pairs": the expression may cost up to`},
 		{"journal timeout not a duration", "audit {\n\t\tjournal /tmp/j {\n\t\t\ttimeout soon\n\t\t}\n\t}", "Caddyfile:5"},
 		{"unknown journal option", "audit {\n\t\tjournal /tmp/j {\n\t\t\tfsync never\n\t\t}\n\t}", "unrecognized journal subdirective"},
 		{"unknown audit format", "audit {\n\t\tformat xml\n\t}", "format must be one of"},

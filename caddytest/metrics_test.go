@@ -20,7 +20,7 @@ func TestMetricsAreServedByCaddy(t *testing.T) {
 		}
 		g.do(newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", h...))
 	}
-	g.do(newRequest(t, "POST", apiURL("random-1234.example.com", "/v1/operations/x:cancel"), "", bearer(tokenVault)...))
+	g.do(newRequest(t, "POST", apiURL("random-1234.googleapis.com", "/v1/operations/x:cancel"), "", bearer(tokenVault)...))
 
 	scrape := func() string {
 		resp, err := http.Get("http://localhost:2999/metrics")

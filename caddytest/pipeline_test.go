@@ -327,7 +327,7 @@ func TestUnlistedModes(t *testing.T) {
 			if tt.token != "" {
 				h = bearer(tt.token)
 			}
-			resp, b := g.do(newRequest(t, "POST", apiURL("private.example.com", path), "", h...))
+			resp, b := g.do(newRequest(t, "POST", apiURL("unknown-api.googleapis.com", path), "", h...))
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.wantStatus, b)
 			}

@@ -169,7 +169,7 @@ func TestPolicyAttributes(t *testing.T) {
 		{"a JWT claim and the verifier", jwtToken, "jwt-domain"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			resp, b := g.do(newRequest(t, "POST", apiURL("example.internal", "/v1/operations/x:cancel"), "", bearer(c.token)...))
+			resp, b := g.do(newRequest(t, "POST", apiURL("unknown-api.googleapis.com", "/v1/operations/x:cancel"), "", bearer(c.token)...))
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: %s", resp.StatusCode, b)
 			}

@@ -57,6 +57,9 @@ const (
 	// LimitStoreUnavailable: the limits' store could not answer and
 	// on_error is deny (503).
 	LimitStoreUnavailable Decision = "limit_store_unavailable"
+	// AmbiguousRequest: Google's front end could read the request two
+	// ways, one of them a cancel; it was refused unread.
+	AmbiguousRequest Decision = "ambiguous_request"
 	// Interrupted completes, when the journal is next opened, a received
 	// record whose request a crash cut short: nothing more is known.
 	Interrupted Decision = "interrupted"

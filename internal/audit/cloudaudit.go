@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	auditpb "google.golang.org/genproto/googleapis/cloud/audit"
 	"google.golang.org/genproto/googleapis/rpc/code"
-	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/lro-cancel/lro_cancel/internal/googleerr"
 )
@@ -50,10 +50,15 @@ func recordField(r *Record, format string) zapcore.Field {
 // A top-level key means one thing in both formats, since one file can hold
 // both (a journal shared across a reload that changed the format): so no
 // LogEntry operation, whose key is the json format's operation name.
+//
+// The payload is written straight through zap's encoder, field by field,
+// as protojson would write the AuditLog wrapped in an Any: no proto
+// message is built, so a record costs what a log line costs. The tests
+// hold it against protojson (the fuzz target reads every entry back into
+// an auditpb.AuditLog and compares it with the message the record maps to).
 type cloudEntry Record
 
-// MarshalLogObject writes the entry. Its only error is the payload's
-// encoding failing, which sanitized strings rule out.
+// MarshalLogObject writes the entry.
 func (e *cloudEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	r := (*Record)(e)
 	enc.AddString("audit_id", r.AuditID)
@@ -61,13 +66,177 @@ func (e *cloudEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("insertId", r.AuditID)
 	enc.AddString("logName", cloudLogName)
 	enc.AddString("severity", cloudSeverity(r))
-	payload, err := cloudPayload(r)
-	if err != nil {
-		return fmt.Errorf("encode audit record %s as a Cloud Audit Logs entry: %w", r.AuditID, err)
+	return enc.AddObject("protoPayload", (*cloudAuditLog)(r))
+}
+
+// cloudAuditLogType is the protoPayload's "@type", the Any type URL of an
+// AuditLog.
+const cloudAuditLogType = "type.googleapis.com/google.cloud.audit.AuditLog"
+
+// cloudAuditLog writes the record as an AuditLog in an Any, in protojson's
+// order and with its omissions (an empty string, a zero code and a false
+// bool are left out). The fields AuditLog has a place for go there; the
+// rest of the json format's fields go under metadata with their
+// json-format keys. The outcome (status, authorizationInfo) is written on
+// the completed record only.
+//
+// A new Record field goes in one place: under metadata it needs nothing
+// here (cloudMetadata writes whatever Record.MarshalLogObject writes);
+// one that has its own AuditLog field is written by the object below that
+// holds it and named in cloudMetadataSkips.
+type cloudAuditLog Record
+
+func (a *cloudAuditLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	r := (*Record)(a)
+	enc.AddString("@type", cloudAuditLogType)
+	addString(enc, "serviceName", r.Service)
+	enc.AddString("methodName", cloudMethodName)
+	addString(enc, "resourceName", r.Operation)
+	if r.Stage == StageCompleted {
+		if err := enc.AddObject("status", (*cloudStatus)(r)); err != nil {
+			return err
+		}
 	}
-	// A json.RawMessage is written as the JSON object it holds, not as a
-	// string, by zap's JSON encoder and Caddy's encoders built on it.
-	return enc.AddReflected("protoPayload", payload)
+	if r.Principal != "" {
+		if err := enc.AddObject("authenticationInfo", (*cloudAuthentication)(r)); err != nil {
+			return err
+		}
+	}
+	if r.Stage == StageCompleted {
+		if err := enc.AddArray("authorizationInfo", (*cloudAuthorization)(r)); err != nil {
+			return err
+		}
+	}
+	if r.ClientIP != "" || r.UserAgent != "" {
+		if err := enc.AddObject("requestMetadata", (*cloudRequestMetadata)(r)); err != nil {
+			return err
+		}
+	}
+	m := metadataPool.Get().(*cloudMetadata)
+	m.r = r
+	err := enc.AddObject("metadata", (*cloudMetadataObject)(m))
+	*m = cloudMetadata{}
+	metadataPool.Put(m)
+	return err
+}
+
+// cloudStatus is the AuditLog's status, a google.rpc.Status.
+type cloudStatus Record
+
+func (s *cloudStatus) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	r := (*Record)(s)
+	if c := int32(cloudCode(r)); c != 0 {
+		enc.AddInt32("code", c)
+	}
+	addString(enc, "message", string(r.Decision))
+	return nil
+}
+
+// cloudAuthentication is the AuditLog's authenticationInfo.
+type cloudAuthentication Record
+
+func (a *cloudAuthentication) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	addString(enc, "principalEmail", a.Principal)
+	return nil
+}
+
+// cloudAuthorization is the AuditLog's authorizationInfo: one entry, the
+// cancel's permission on the operation.
+type cloudAuthorization Record
+
+func (a *cloudAuthorization) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	return enc.AppendObject((*cloudAuthorizationInfo)(a))
+}
+
+type cloudAuthorizationInfo Record
+
+func (a *cloudAuthorizationInfo) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	r := (*Record)(a)
+	addString(enc, "resource", r.Operation)
+	addString(enc, "permission", cloudPermission(r))
+	if r.Decision == Forwarded {
+		enc.AddBool("granted", true)
+	}
+	return nil
+}
+
+// cloudRequestMetadata is the AuditLog's requestMetadata.
+type cloudRequestMetadata Record
+
+func (m *cloudRequestMetadata) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	addString(enc, "callerIp", m.ClientIP)
+	addString(enc, "callerSuppliedUserAgent", m.UserAgent)
+	return nil
+}
+
+// cloudMetadataSkips are the json format's keys that the LogEntry or the
+// AuditLog carries in a field of its own, and so are not repeated under
+// metadata.
+var cloudMetadataSkips = [...]string{"audit_id", "service", "operation", "principal", "client_ip", "user_agent"}
+
+// cloudMetadata is the AuditLog's metadata, a google.protobuf.Struct: the
+// json format's fields (Record.MarshalLogObject) less cloudMetadataSkips,
+// under the same keys, their strings made valid UTF-8 as everywhere in the
+// payload. It is an ObjectEncoder that passes the record's fields on to
+// the real one, minus the skipped, and is pooled: a wrapper per record
+// would be an allocation per record. The record writes strings, numbers,
+// bools and arrays of strings; a nested object would pass unchecked.
+type cloudMetadata struct {
+	zapcore.ObjectEncoder
+	r *Record
+	// array is the array AddArray is writing, arrayEnc the encoder its
+	// strings go through.
+	array    zapcore.ArrayMarshaler
+	arrayEnc validArrayEncoder
+}
+
+var metadataPool = sync.Pool{New: func() any { return new(cloudMetadata) }}
+
+func (m *cloudMetadata) AddString(key, value string) {
+	for _, k := range cloudMetadataSkips {
+		if k == key {
+			return
+		}
+	}
+	m.ObjectEncoder.AddString(key, valid(value))
+}
+
+func (m *cloudMetadata) AddArray(key string, a zapcore.ArrayMarshaler) error {
+	m.array = a
+	err := m.ObjectEncoder.AddArray(key, (*cloudMetadataArray)(m))
+	m.array = nil
+	return err
+}
+
+// cloudMetadataObject writes the metadata object: the record's fields
+// through the filtering encoder.
+type cloudMetadataObject cloudMetadata
+
+func (o *cloudMetadataObject) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	m := (*cloudMetadata)(o)
+	m.ObjectEncoder = enc
+	return m.r.MarshalLogObject(m)
+}
+
+// cloudMetadataArray writes the array given to AddArray with its strings
+// made valid.
+type cloudMetadataArray cloudMetadata
+
+func (a *cloudMetadataArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	a.arrayEnc.ArrayEncoder = enc
+	return a.array.MarshalLogArray(&a.arrayEnc)
+}
+
+type validArrayEncoder struct{ zapcore.ArrayEncoder }
+
+func (e *validArrayEncoder) AppendString(s string) { e.ArrayEncoder.AppendString(valid(s)) }
+
+// addString adds a string field as protojson writes a proto3 string: left
+// out when empty, invalid UTF-8 replaced.
+func addString(enc zapcore.ObjectEncoder, key, value string) {
+	if value != "" {
+		enc.AddString(key, valid(value))
+	}
 }
 
 // cloudSeverity is the LogEntry severity, as Google's Admin Activity logs
@@ -81,56 +250,6 @@ func cloudSeverity(r *Record) string {
 		return "NOTICE"
 	}
 	return "ERROR"
-}
-
-// cloudPayload is the record's AuditLog as the protojson form of an Any,
-// the way a LogEntry's protoPayload is written: its "@type" first, then
-// the AuditLog's fields.
-func cloudPayload(r *Record) (json.RawMessage, error) {
-	al, err := cloudAuditLog(r)
-	if err != nil {
-		return nil, err
-	}
-	payload, err := anypb.New(al)
-	if err != nil {
-		return nil, err
-	}
-	return protojson.Marshal(payload)
-}
-
-// cloudAuditLog maps the record onto an AuditLog. The fields AuditLog has
-// a place for go there; the rest of the json format's fields go under
-// metadata with their json-format keys. The outcome (status,
-// authorizationInfo) is written on the completed record only.
-func cloudAuditLog(r *Record) (*auditpb.AuditLog, error) {
-	metadata, err := cloudMetadata(r)
-	if err != nil {
-		return nil, err
-	}
-	al := &auditpb.AuditLog{
-		ServiceName:  valid(r.Service),
-		MethodName:   cloudMethodName,
-		ResourceName: valid(r.Operation),
-		Metadata:     metadata,
-	}
-	if r.Principal != "" {
-		al.AuthenticationInfo = &auditpb.AuthenticationInfo{PrincipalEmail: valid(r.Principal)}
-	}
-	if r.ClientIP != "" || r.UserAgent != "" {
-		al.RequestMetadata = &auditpb.RequestMetadata{
-			CallerIp:                valid(r.ClientIP),
-			CallerSuppliedUserAgent: valid(r.UserAgent),
-		}
-	}
-	if r.Stage == StageCompleted {
-		al.Status = &status.Status{Code: int32(cloudCode(r)), Message: string(r.Decision)}
-		al.AuthorizationInfo = []*auditpb.AuthorizationInfo{{
-			Resource:   al.ResourceName,
-			Permission: valid(cloudPermission(r)),
-			Granted:    r.Decision == Forwarded,
-		}}
-	}
-	return al, nil
 }
 
 // cloudCode is the google.rpc.Code the client got: the gRPC status when a
@@ -158,23 +277,6 @@ func cloudPermission(r *Record) string {
 		api, _, _ = strings.Cut(r.Service, ".")
 	}
 	return api + ".operations.cancel"
-}
-
-// cloudMetadata holds the gateway's own fields: the json format's fields
-// less those the LogEntry or AuditLog carries (audit id, service,
-// operation, principal, client IP, user agent), under the same keys.
-func cloudMetadata(r *Record) (*structpb.Struct, error) {
-	enc := zapcore.NewMapObjectEncoder()
-	if err := r.MarshalLogObject(enc); err != nil {
-		return nil, err
-	}
-	for _, k := range []string{"audit_id", "service", "operation", "principal", "client_ip", "user_agent"} {
-		delete(enc.Fields, k)
-	}
-	for k, v := range enc.Fields {
-		enc.Fields[k] = validAny(v)
-	}
-	return structpb.NewStruct(enc.Fields)
 }
 
 // cloudIdentity reads back, from the protoPayload of a cloud_audit_log
@@ -209,22 +311,27 @@ func cloudIdentity(payload json.RawMessage) (Record, error) {
 }
 
 // valid replaces invalid UTF-8, which a client can put in its user agent or
-// a path, and which protobuf refuses to marshal.
-func valid(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
-
-func validAny(v any) any {
-	switch v := v.(type) {
-	case string:
-		return valid(v)
-	case []any:
-		for i := range v {
-			v[i] = validAny(v[i])
-		}
+// a path, and which protobuf refuses to marshal: each run of invalid bytes
+// becomes one U+FFFD, as strings.ToValidUTF8 does (zap's encoder would
+// replace each byte). A valid string, the usual case, is not copied.
+func valid(s string) string {
+	if utf8.ValidString(s) {
+		return s
 	}
-	return v
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // Interface guards
 var (
 	_ zapcore.ObjectMarshaler = (*cloudEntry)(nil)
+	_ zapcore.ObjectMarshaler = (*cloudAuditLog)(nil)
+	_ zapcore.ObjectMarshaler = (*cloudStatus)(nil)
+	_ zapcore.ObjectMarshaler = (*cloudAuthentication)(nil)
+	_ zapcore.ArrayMarshaler  = (*cloudAuthorization)(nil)
+	_ zapcore.ObjectMarshaler = (*cloudAuthorizationInfo)(nil)
+	_ zapcore.ObjectMarshaler = (*cloudRequestMetadata)(nil)
+	_ zapcore.ObjectEncoder   = (*cloudMetadata)(nil)
+	_ zapcore.ObjectMarshaler = (*cloudMetadataObject)(nil)
+	_ zapcore.ArrayMarshaler  = (*cloudMetadataArray)(nil)
+	_ zapcore.ArrayEncoder    = (*validArrayEncoder)(nil)
 )

@@ -21,6 +21,19 @@ const sharedCallLimit = 30 * time.Second
 // DefaultMaxInFlight is CacheConfig.MaxInFlight's default.
 const DefaultMaxInFlight = 64
 
+// DefaultMaxBytes is CacheConfig.MaxBytes's default.
+const DefaultMaxBytes = 64 << 20
+
+// MaxEntryBytes is the most one remembered verdict may weigh, as
+// entryBytes accounts it. A verifier's answer is up to 64 KiB of JSON,
+// which decodes to ten times that in claims when it is made of small
+// values; an ordinary answer weighs 2 to 4 KiB. A verdict heavier than
+// this is not remembered: the token is verified and its request goes on
+// with everything the verifier said, but the next request with it asks the
+// verifier again (within MaxInFlight, like any miss). Trimming the claims
+// instead would change what the policy sees of the token.
+const MaxEntryBytes = 32 << 10
+
 // CacheConfig tunes a Cache. Zero values take the defaults.
 type CacheConfig struct {
 	// Size is the most tokens remembered (default 10000).
@@ -42,6 +55,12 @@ type CacheConfig struct {
 	// a flood of distinct unknown tokens is answered 503 instead of piling
 	// up on the verifier, while remembered tokens are answered as ever.
 	MaxInFlight int
+	// MaxBytes is the most the remembered verdicts weigh together, as
+	// entryBytes accounts them (default DefaultMaxBytes; zero or negative
+	// takes the default): past it, the least recently used are forgotten,
+	// whatever Size allows. A verdict heavier than MaxEntryBytes is never
+	// remembered.
+	MaxBytes int64
 }
 
 // Lookup is how the cache answered one verification.
@@ -97,14 +116,21 @@ type Cache struct {
 	// flood allocates no errors and is told apart by identity.
 	errShed error
 
+	// maxBytes bounds bytes, the weight of the entries held: added when an
+	// entry is, taken off by the LRU's eviction callback when it leaves.
+	maxBytes int64
+	bytes    atomic.Int64
+
 	hits, misses, coalesced, shed, calls atomic.Uint64
 }
 
-// entry is one remembered verdict: info, or the rejection err.
+// entry is one remembered verdict: info, or the rejection err, and what it
+// weighs.
 type entry struct {
 	info  *Info
 	err   error
 	until time.Time
+	size  int64
 }
 
 // Stats counts what a Cache did since it was made.
@@ -119,6 +145,8 @@ type Stats struct {
 	Shed uint64
 	// Calls are calls to the wrapped Verifier.
 	Calls uint64
+	// Bytes is what the verdicts held weigh, as entryBytes accounts them.
+	Bytes int64
 }
 
 // NewCache returns a Cache in front of v.
@@ -146,8 +174,13 @@ func NewCache(v Verifier, cfg CacheConfig) *Cache {
 	}
 	c.slots = make(chan struct{}, limit)
 	c.errShed = fmt.Errorf("verify token: %w: %d verifier calls already in flight", ErrUnavailable, limit)
-	// lru.New fails only for a size below 1.
-	c.entries, _ = lru.New[[sha256.Size]byte, entry](size)
+	c.maxBytes = cfg.MaxBytes
+	if c.maxBytes <= 0 {
+		c.maxBytes = DefaultMaxBytes
+	}
+	// lru.NewWithEvict fails only for a size below 1. The callback runs for
+	// every entry that leaves: evicted, removed, or expired.
+	c.entries, _ = lru.NewWithEvict(size, func(_ [sha256.Size]byte, e entry) { c.bytes.Add(-e.size) })
 	return c
 }
 
@@ -259,12 +292,30 @@ func (c *Cache) call(ctx context.Context, key [sha256.Size]byte, token string) (
 		if !info.Expiry.IsZero() && info.Expiry.Before(e.until) {
 			e.until = info.Expiry
 		}
-		c.entries.Add(key, e)
+		c.remember(key, e)
 	case errors.As(err, &invalid) && c.negTTL > 0:
 		e.until = now.Add(c.negTTL)
-		c.entries.Add(key, e)
+		c.remember(key, e)
 	}
 	return e
+}
+
+// remember adds e, unless it is too heavy, and forgets the least recently
+// used entries until the whole is within maxBytes again.
+func (c *Cache) remember(key [sha256.Size]byte, e entry) {
+	e.size = entryBytes(e)
+	if e.size > MaxEntryBytes || e.size > c.maxBytes {
+		return
+	}
+	// An entry replaced by Add would leave without the callback.
+	c.entries.Remove(key)
+	c.bytes.Add(e.size)
+	c.entries.Add(key, e)
+	for c.bytes.Load() > c.maxBytes {
+		if _, _, ok := c.entries.RemoveOldest(); !ok {
+			break
+		}
+	}
 }
 
 // Len returns the number of verdicts held, expired ones not yet evicted
@@ -279,7 +330,95 @@ func (c *Cache) Stats() Stats {
 		Coalesced: c.coalesced.Load(),
 		Shed:      c.shed.Load(),
 		Calls:     c.calls.Load(),
+		Bytes:     c.bytes.Load(),
 	}
+}
+
+// What a remembered verdict weighs beyond its strings' bytes, in bytes of
+// heap, rounded up from what Go 1.26 allocates on amd64 (checked by
+// TestCacheAccountsAtLeastTheHeapItsEntriesHold): an entry with its key,
+// LRU element, index slot and the Info copy; a string, a number and a
+// slice boxed in an interface; a slot of a []any; a map's header, and a
+// group of eight slots of a map[string]any (a key and a value each, and
+// the group's control word).
+const (
+	entryOverhead = 512
+	boxedString   = 16
+	boxedNumber   = 8
+	boxedSlice    = 32
+	sliceSlot     = 16
+	mapHeader     = 64
+	mapGroup      = 8*32 + 8
+)
+
+// entryBytes is what e weighs on the heap, an upper estimate: its
+// strings, scopes and claims walked once, at the cost of a verification.
+func entryBytes(e entry) int64 {
+	n := int64(entryOverhead)
+	if e.err != nil {
+		return n + stringBytes(e.err.Error())
+	}
+	i := e.info
+	n += stringBytes(i.Subject) + stringBytes(i.Email) + stringBytes(i.Audience) +
+		stringBytes(i.ClientID) + stringBytes(i.Verifier) + stringBytes(i.TokenID)
+	n += int64(cap(i.Scopes)) * sliceSlot
+	for _, s := range i.Scopes {
+		n += stringBytes(s)
+	}
+	return n + valueBytes(i.Claims)
+}
+
+// valueBytes is what a JSON-decoded value weighs, boxed in an interface.
+func valueBytes(v any) int64 {
+	switch v := v.(type) {
+	case nil, bool:
+		return 0 // not boxed: Go keeps static values for these
+	case string:
+		return boxedString + stringBytes(v)
+	case []any:
+		n := boxedSlice + int64(cap(v))*sliceSlot
+		for _, e := range v {
+			n += valueBytes(e)
+		}
+		return n
+	case map[string]any:
+		n := mapBytes(len(v))
+		for k, e := range v {
+			n += stringBytes(k) + valueBytes(e)
+		}
+		return n
+	}
+	return boxedNumber // a float64, or a number of another kind
+}
+
+// mapBytes is what a map of n entries weighs without its keys' and values'
+// own allocations: a header, then groups of eight slots filled to at most
+// seven eighths, their count a power of two (the table as grown by
+// inserting one entry at a time, as a JSON decoder does).
+func mapBytes(n int) int64 {
+	if n == 0 {
+		return mapHeader
+	}
+	groups := 1
+	for groups*7 < n {
+		groups *= 2
+	}
+	// A table that has grown past one group has a header of its own, and
+	// past 128 groups is split in several under a directory, which grow
+	// apart (a quarter more, measured at 6,000 entries).
+	extra := int64(0)
+	if groups > 1 {
+		extra = 64 + int64(groups/128+1)*64
+	}
+	if groups > 128 {
+		groups += groups / 4
+	}
+	return mapHeader + int64(groups)*mapGroup + extra
+}
+
+// stringBytes is a string's bytes as allocated: rounded up to 8.
+func stringBytes(s string) int64 {
+	return (int64(len(s)) + 7) &^ 7
 }
 
 var _ Verifier = (*Cache)(nil)

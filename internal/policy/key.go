@@ -19,21 +19,28 @@ const DefaultKey = "request.auth.principal"
 type Key struct {
 	expr string
 	prg  cel.Program
-	// field reads the key straight from the Input when the expression is
-	// one string attribute (the default key is): the same value, without
-	// an evaluation, on every cancel.
-	field func(*Input) string
+	// plain reads the key straight from the Input when the expression is
+	// one string attribute (the default key is): the same value, checked
+	// against the same bounds, without an evaluation, on every cancel.
+	plain *plainKey
 }
 
-// plainKeys are the string attributes a key may name alone.
-var plainKeys = map[string]func(*Input) string{
-	"request.auth.principal": func(in *Input) string { return in.Principal },
-	"request.auth.verifier":  func(in *Input) string { return in.Verifier },
-	"request.client_ip":      func(in *Input) string { return in.ClientIP },
-	"request.protocol":       func(in *Input) string { return in.Protocol },
-	"resource.service":       func(in *Input) string { return in.Service },
-	"resource.method":        func(in *Input) string { return in.Method },
-	"resource.name":          func(in *Input) string { return in.Name },
+// plainKey is a string attribute a key may name alone: where it is in the
+// attribute table (for its bounds) and how to read it.
+type plainKey struct {
+	typeName, field string
+	read            func(*Input) string
+	check           func(*Input) error // the attribute's bounds, set by CompileKey
+}
+
+var plainKeys = map[string]plainKey{
+	"request.auth.principal": {typeName: authType, field: "principal", read: func(in *Input) string { return in.Principal }},
+	"request.auth.verifier":  {typeName: authType, field: "verifier", read: func(in *Input) string { return in.Verifier }},
+	"request.client_ip":      {typeName: requestType, field: "client_ip", read: func(in *Input) string { return in.ClientIP }},
+	"request.protocol":       {typeName: requestType, field: "protocol", read: func(in *Input) string { return in.Protocol }},
+	"resource.service":       {typeName: resourceType, field: "service", read: func(in *Input) string { return in.Service }},
+	"resource.method":        {typeName: resourceType, field: "method", read: func(in *Input) string { return in.Method }},
+	"resource.name":          {typeName: resourceType, field: "name", read: func(in *Input) string { return in.Name }},
 }
 
 // CompileKey type-checks and plans a key expression once. It must yield a
@@ -57,23 +64,43 @@ func CompileKey(expr string) (*Key, error) {
 		}
 		return nil, fmt.Errorf("the key is %s, it must be a string", out)
 	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(CostLimit))
+	if err := checkCost(env, ast); err != nil {
+		return nil, err
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, fmt.Errorf("planning the key expression: %w", err)
 	}
-	return &Key{expr: expr, prg: prg, field: plainKeys[strings.TrimSpace(expr)]}, nil
+	k := &Key{expr: expr, prg: prg}
+	if p, ok := plainKeys[strings.TrimSpace(expr)]; ok {
+		p.check = attributes[p.typeName][p.field].check
+		k.plain = &p
+	}
+	return k, nil
 }
 
 // String returns the expression as it was written.
 func (k *Key) String() string { return k.expr }
 
 // Eval computes the key for one cancel. An evaluation error (a missing
-// claim, the cost limit) is returned as it is; the caller fails closed.
+// claim, a value beyond the policy's bounds) is returned as it is; the
+// caller fails closed.
 func (k *Key) Eval(in *Input) (string, error) {
-	if k.field != nil {
-		return k.field(in), nil
+	if p := k.plain; p != nil {
+		if p.check != nil {
+			if err := p.check(in); err != nil {
+				return "", err
+			}
+		}
+		return p.read(in), nil
 	}
-	out, _, err := k.prg.Eval(activation{in})
+	st := statePool.Get().(*evalState)
+	st.in = in
+	defer func() {
+		*st = evalState{}
+		statePool.Put(st)
+	}()
+	out, _, err := k.prg.Eval(activation{st})
 	if err != nil {
 		return "", err
 	}

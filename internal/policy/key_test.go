@@ -58,10 +58,20 @@ func TestPlainKeysReadWhatTheEvaluationWould(t *testing.T) {
 			t.Fatalf("CompileKey(%q): %v", expr, err)
 		}
 		fast, _ := k.Eval(in)
-		k.field = nil
+		k.plain = nil
 		slow, err := k.Eval(in)
 		if err != nil || fast != slow {
 			t.Errorf("%s: read %q, evaluated %q (%v)", expr, fast, slow, err)
 		}
+	}
+	// Beyond the policy's bounds, both fail.
+	long := with(func(in *Input) { in.Principal = strings.Repeat("a", MaxStringLength+1) })
+	k, _ := CompileKey(DefaultKey)
+	if _, err := k.Eval(long); err == nil {
+		t.Error("a principal beyond the bounds was read as a key")
+	}
+	k.plain = nil
+	if _, err := k.Eval(long); err == nil {
+		t.Error("a principal beyond the bounds was evaluated as a key")
 	}
 }

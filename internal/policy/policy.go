@@ -31,12 +31,16 @@ import (
 // admits. No configured rule may take this name.
 const DefaultRule = "default"
 
-// CostLimit bounds the runtime cost of one rule's evaluation, in CEL's cost
-// units (roughly one per basic operation; a string function costs about a
-// tenth of a unit per byte it reads). Realistic rules cost tens of units; the
-// limit is there so that a client cannot make a rule scan a megabyte header
-// against a regular expression on every cancel. A rule that reaches it fails
-// closed like any evaluation error.
+// CostLimit bounds the worst-case cost of one rule's evaluation, in CEL's
+// cost units (roughly one per basic operation; a string function costs
+// about a tenth of a unit per byte it reads). Realistic rules cost tens of
+// units; the limit is there so that a client cannot make a rule scan a
+// megabyte header against a regular expression on every cancel. It is
+// enforced at compile time: [Compile] refuses a rule whose cost, estimated
+// by cel-go's checker over inputs within the policy's bounds (see
+// MaxStringLength and the other bounds), could exceed it; an input beyond
+// the bounds is an evaluation error for the rules that read it, which
+// fails closed.
 const CostLimit = 10_000
 
 // Effect is what a rule does when it is true.
@@ -166,10 +170,12 @@ func compileRule(env *cel.Env, r Rule, seen map[string]bool) (compiled, error) {
 		}
 		return compiled{}, fmt.Errorf("the expression is %s, a rule must be bool", out)
 	}
-	prg, err := env.Program(ast,
-		cel.EvalOptions(cel.OptOptimize),
-		cel.CostLimit(CostLimit),
-	)
+	if err := checkCost(env, ast); err != nil {
+		return compiled{}, err
+	}
+	// No cel.CostLimit: checkCost proved the bound, and tracking the cost
+	// at run time was most of what a rule cost.
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return compiled{}, fmt.Errorf("planning the expression: %w", err)
 	}
@@ -268,7 +274,13 @@ func (p *Policy) decide(in *Input, all bool) Decision {
 	if all {
 		d.Evaluations = make([]Evaluation, 0, len(p.order))
 	}
-	act := activation{in}
+	st := statePool.Get().(*evalState)
+	st.in = in
+	defer func() {
+		*st = evalState{}
+		statePool.Put(st)
+	}()
+	act := activation{st}
 	decided := false
 	for _, c := range p.order {
 		if decided && !all {

@@ -48,10 +48,8 @@ func manyScopes(n int) []string {
 }
 
 func TestEvaluate(t *testing.T) {
-	// expensive visits every pair of scopes; with 200 scopes that is 40,000
-	// comparisons, far over CostLimit.
-	const expensive = `request.auth.scopes.exists(a, request.auth.scopes.exists(b, a + b == 'never'))`
-	costly := with(func(in *Input) { in.Scopes = manyScopes(200) })
+	// tooMany holds more scopes than the policy's bounds let a rule see.
+	tooMany := with(func(in *Input) { in.Scopes = manyScopes(MaxScopes + 1) })
 
 	tests := []struct {
 		name    string
@@ -262,18 +260,18 @@ func TestEvaluate(t *testing.T) {
 			errs: []string{"no such key: hd"},
 		},
 		{
-			name:  "a deny rule over the cost limit fails closed and refuses",
-			rules: []Rule{deny("expensive", expensive)},
-			in:    costly,
-			rule:  "expensive", effect: Deny,
-			errs: []string{"cost limit exceeded"},
+			name:  "a deny rule reading an attribute beyond the policy's bounds fails closed and refuses",
+			rules: []Rule{deny("no-admin-scope", `'https://www.googleapis.com/auth/admin' in request.auth.scopes`)},
+			in:    tooMany,
+			rule:  "no-admin-scope", effect: Deny,
+			errs: []string{"request.auth.scopes exceeds the policy's bounds"},
 		},
 		{
-			name:  "an allow rule over the cost limit fails closed and does not allow",
-			rules: []Rule{allow("expensive", "!("+expensive+")")},
-			in:    costly,
+			name:  "an allow rule reading an attribute beyond the policy's bounds fails closed and does not allow",
+			rules: []Rule{allow("cloud", `request.auth.scopes.exists(s, s.endsWith('/cloud-platform'))`)},
+			in:    tooMany,
 			rule:  "default", effect: Deny,
-			errs: []string{"cost limit exceeded"},
+			errs: []string{"request.auth.scopes exceeds the policy's bounds"},
 		},
 		{
 			name: "an erring allow rule does not keep a later true one from allowing",

@@ -2,6 +2,8 @@ package grpcdoor
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -13,9 +15,10 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/credential"
 	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
+	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
-// Call is a request to a cancel RPC's path, as Recognize saw it.
+// Call is a request to a cancel RPC's path, as the reader read it.
 type Call struct {
 	RPC *catalog.RPC
 	// Exact is false for a path that names the RPC only loosely.
@@ -28,17 +31,13 @@ type Call struct {
 	web bool
 }
 
-// Recognize reports whether r calls one of the cancel RPCs, by its path
-// alone (its content type only says how to read and answer it). It does
-// not allocate.
-func Recognize(r *http.Request) (Call, bool) {
-	rpc, exact, found := catalog.LookupRPC(r.URL.Path)
-	if !found {
-		return Call{}, false
-	}
-	c := Call{RPC: rpc, Exact: exact && r.URL.RawPath == ""}
-	c.Wire, c.Readable, c.web = wireOf(r.Header.Get("Content-Type"))
-	return c, true
+// CallFor is the call of rpc, which the request's path names (exactly or
+// only loosely), sent with the content type Google's front end reads (its
+// only say is how to read and answer the call). It does not allocate.
+func CallFor(rpc *catalog.RPC, exact bool, contentType string) Call {
+	c := Call{RPC: rpc, Exact: exact}
+	c.Wire, c.Readable, c.web = wireOf(contentType)
+	return c
 }
 
 // wireOf reads a gRPC content type: application/grpc, -web and -web-text,
@@ -71,16 +70,24 @@ func wireOf(contentType string) (w Wire, readable, web bool) {
 // fields name the operation, and the operation the method. A call the
 // door cannot read for certain is refused before its credentials are
 // looked at: what it cancels, and so which scopes it needs, is not known.
-func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) govern.Cancel {
+func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string, refusal *govern.Denial) govern.Cancel {
 	x := govern.Cancel{Protocol: govern.ProtocolGRPC, Service: cat.Service(r.Host), Host: catalog.NormalizeHost(r.Host)}
 	if c.web {
 		x.Protocol = govern.ProtocolGRPCWeb
 	}
-	if r.URL.RawQuery != "" || r.URL.ForceQuery {
-		// No gRPC client sends a query; a credential in it is scrubbed
-		// before anything logs the URL, and the call is refused.
+	if refusal != nil {
+		// Refused by the reader: nothing of it is read, and a credential in
+		// its query is scrubbed before anything logs the URL.
 		credential.Scrub(r)
-		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED", "A gRPC call carries no query parameters.")
+		x.Refusal = refusal
+		return x
+	}
+	if !QueryOnly(r.URL.RawQuery, "$ct") || r.URL.ForceQuery && r.URL.RawQuery == "" {
+		// No gRPC client sends a query but $ct, which the reader has read
+		// as the content type; a credential in it is scrubbed before
+		// anything logs the URL, and the call is refused.
+		credential.Scrub(r)
+		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED", "A gRPC call carries no query parameters but $ct.")
 		return x
 	}
 	x.Credential, x.CredentialErr = credential.Extract(r)
@@ -127,6 +134,24 @@ func ResolveMessage(x govern.Cancel, v *body.Violation, values []string, rpc *ca
 	return x
 }
 
+// QueryOnly reports whether every parameter of query has one of names, as
+// decoded once ("%24ct" is "$ct"); an empty query has none.
+func QueryOnly(query string, names ...string) bool {
+	for query != "" {
+		var pair string
+		pair, query, _ = strings.Cut(query, "&")
+		if pair == "" {
+			continue
+		}
+		raw, _, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(raw)
+		if err != nil || !slices.Contains(names, name) {
+			return false
+		}
+	}
+	return true
+}
+
 // Screen refuses a gRPC-family call (gRPC, gRPC-Web, $rpc: what names it)
 // that the gateway cannot read for certain, before anything of it is read:
 // a path that names the RPC only loosely, a method other than POST, a
@@ -143,7 +168,7 @@ func Screen(r *http.Request, exact, readable bool, what string) *govern.Denial {
 		return govern.InvalidRequest("UNSUPPORTED_CONTENT_TYPE", "The gateway cannot read this "+what+
 			" call's content type: gRPC as application/grpc, application/grpc-web or application/grpc-web-text, "+
 			"$rpc as application/x-protobuf or application/json.")
-	case rest.HasMethodOverride(r.Header):
+	case reading.HasOverride(r.Header):
 		return govern.MethodOverride()
 	case rest.HasContentEncoding(r.Header):
 		return govern.InvalidBody(&body.Violation{

@@ -21,7 +21,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
-// Call is a request to a $rpc cancel path, as Recognize saw it.
+// Call is a request to a $rpc cancel path, as the reader read it.
 type Call struct {
 	RPC   *catalog.RPC
 	Exact bool
@@ -30,37 +30,42 @@ type Call struct {
 	Proto, JSON bool
 }
 
-// Recognize reports whether r calls a cancel RPC through $rpc, by its path
-// alone. It does not allocate.
-func Recognize(r *http.Request) (Call, bool) {
-	rpc, exact, found := catalog.LookupFallback(r.URL.Path)
-	if !found {
-		return Call{}, false
-	}
-	c := Call{RPC: rpc, Exact: exact && r.URL.RawPath == ""}
-	base, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+// CallFor is the $rpc call of rpc, which the request's path names (exactly
+// or only loosely), sent with the content type Google's front end reads.
+// It does not allocate.
+func CallFor(rpc *catalog.RPC, exact bool, contentType string) Call {
+	c := Call{RPC: rpc, Exact: exact}
+	base, _, _ := strings.Cut(contentType, ";")
 	base = strings.TrimSpace(base)
 	c.Proto = strings.EqualFold(base, "application/x-protobuf")
 	c.JSON = strings.EqualFold(base, "application/json")
-	return c, true
+	return c
 }
 
 // systemParams are the query parameters a $rpc call may carry: Google's
-// system parameters that change neither the request nor the caller. Any
-// other (a credential, $httpHeaders, $ct, a field) is refused: the gateway
-// reads the credential from the Authorization header only.
-var systemParams = []string{"alt", "$alt", "prettyPrint", "$prettyPrint", "$.xgafv"}
+// system parameters that change neither the request nor the caller, and
+// $ct, which the reader has read as the content type. Any other (a
+// credential, $httpHeaders, a field) is refused: the gateway reads the
+// credential from the Authorization header only.
+var systemParams = []string{"alt", "$alt", "prettyPrint", "$prettyPrint", "$.xgafv", "$ct"}
 
 // Read prepares a $rpc cancel for the core, like the gRPC door: the
 // credential from the Authorization header only, the bounded message put
 // back unchanged for the upstream, a call the door cannot read for certain
 // refused before its credentials are looked at.
-func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) govern.Cancel {
+func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string, refusal *govern.Denial) govern.Cancel {
 	x := govern.Cancel{Protocol: govern.ProtocolRPC, Service: cat.Service(r.Host), Host: catalog.NormalizeHost(r.Host)}
-	if !onlySystemParams(r.URL.RawQuery) {
+	if refusal != nil {
+		// Refused by the reader: nothing of it is read, and a credential in
+		// its query is scrubbed before anything logs the URL.
+		credential.Scrub(r)
+		x.Refusal = refusal
+		return x
+	}
+	if !grpcdoor.QueryOnly(r.URL.RawQuery, systemParams...) {
 		credential.Scrub(r)
 		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED",
-			"A $rpc cancel carries its credential in the Authorization header and no query parameters but alt and $.xgafv.")
+			"A $rpc cancel carries its credential in the Authorization header and no query parameters but alt, $.xgafv and $ct.")
 		return x
 	}
 	x.Credential, x.CredentialErr = credential.Extract(r)
@@ -80,25 +85,6 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) gove
 		v = body.ReadJSON(data, c.RPC.JSONNames, values)
 	}
 	return grpcdoor.ResolveMessage(x, v, values, c.RPC, cat, services, r.Host)
-}
-
-func onlySystemParams(query string) bool {
-	for query != "" {
-		var pair string
-		pair, query, _ = strings.Cut(query, "&")
-		name, _, _ := strings.Cut(pair, "=")
-		if name == "" && pair == "" {
-			continue
-		}
-		ok := false
-		for _, p := range systemParams {
-			ok = ok || name == p
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // Door answers $rpc calls: the code's HTTP status, with a serialized
