@@ -36,7 +36,7 @@ const (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "lro-cancel",
-		Usage: "explain|test|catalog",
+		Usage: "explain|test|catalog|journal",
 		Short: "Explains and tests lro_cancel decisions, and lists what it governs",
 		Long: `
 Tools for the lro_cancel handler that call no verifier and start no server.
@@ -47,13 +47,14 @@ Tools for the lro_cancel handler that call no verifier and start no server.
            policy rule) it must get
   catalog  the cancel methods the handler knows: ids, templates, hosts,
            scopes, body kinds
+  journal  verify, query and prove the records of a sealed audit journal
 
 explain and test decide through the running handler's own recognition,
 front doors and governance core, with the identity standing in for a
 verified token.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(explainCommand(), testCommand(), catalogCommand())
+			cmd.AddCommand(explainCommand(), testCommand(), catalogCommand(), journalCommand())
 		},
 	})
 }

@@ -161,9 +161,12 @@ func sealOf(line []byte) (seq int64, prev tlog.Hash, hasPrev, ok bool) {
 	switch len(p) {
 	case 0:
 	case base64.StdEncoding.EncodedLen(len(prev)):
-		if n, err := base64.StdEncoding.Decode(prev[:], p); err != nil || n != len(prev) {
+		var b [33]byte // DecodedLen of 44 characters: an unpadded tail decodes to 33
+		n, err := base64.StdEncoding.Decode(b[:], p)
+		if err != nil || n != len(prev) {
 			return 0, prev, false, false
 		}
+		copy(prev[:], b[:n])
 		hasPrev = true
 	default:
 		return 0, prev, false, false

@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -350,4 +352,170 @@ func TestSealedJournalCheckpointsEveryThousandLinesAndOnTheInterval(t *testing.T
 	if res := verifyFiles(t, v, nil, path); !res.OK || res.Unsealed != 0 {
 		t.Fatalf("verify after the interval = %+v, want everything sealed", res)
 	}
+}
+
+func TestProveHandsOneRecordToAThirdParty(t *testing.T) {
+	s, v := testKeys(t, "gateway.example/audit")
+	_, stranger := testKeys(t, "gateway.example/audit")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.journal")
+	cps := new(checkpoints)
+	j := openSealed(t, path, s, cps)
+	writeRecords(t, j, "a", 37)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	j = openSealed(t, path, s, cps)
+	writeRecords(t, j, "b", 20)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{path + ".1", path}
+	for _, id := range []string{"a-0", "a-36", "b-7", "b-19"} {
+		p, err := ProveFiles(files, id)
+		if err != nil {
+			t.Fatalf("prove %s: %v", id, err)
+		}
+		if !strings.Contains(p.Line, `"audit_id":"`+id+`"`) {
+			t.Fatalf("prove %s gave line %q", id, p.Line)
+		}
+		b, _ := json.Marshal(p)
+		if _, err := CheckProof(bytes.NewReader(b), v); err != nil {
+			t.Fatalf("check-proof %s: %v", id, err)
+		}
+		if _, err := CheckProof(bytes.NewReader(b), stranger); err == nil {
+			t.Fatalf("check-proof %s with another key holds", id)
+		}
+		forged := *p
+		forged.Line = strings.Replace(p.Line, `"status":200`, `"status":403`, 1)
+		b, _ = json.Marshal(&forged)
+		if _, err := CheckProof(bytes.NewReader(b), v); err == nil {
+			t.Fatalf("check-proof of an altered line of %s holds", id)
+		}
+		forged = *p
+		forged.Index++
+		b, _ = json.Marshal(&forged)
+		if _, err := CheckProof(bytes.NewReader(b), v); err == nil {
+			t.Fatalf("check-proof of %s at another index holds", id)
+		}
+	}
+	if _, err := ProveFiles(files, "nobody"); !errors.Is(err, ErrNoRecord) {
+		t.Fatalf("prove of an absent id: %v, want ErrNoRecord", err)
+	}
+}
+
+func TestQuerySelectsRecordsAndPrintsThemVerbatim(t *testing.T) {
+	s, _ := testKeys(t, "gateway.example/audit")
+	path := filepath.Join(t.TempDir(), "audit.journal")
+	j := openSealed(t, path, s, new(checkpoints))
+	for i := range 6 {
+		r := completed(fmt.Sprintf("q-%d", i))
+		if i%2 == 1 {
+			r.Principal, r.Decision, r.Status = "eve@contractors.example.com", DeniedByPolicy, 403
+		}
+		if err := j.Write(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Write(received(fmt.Sprintf("r-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := lines(t, path)
+	query := func(q Query) []string {
+		var out []string
+		if err := QueryFiles([]string{path}, &q, func(line []byte, _ *QueryRecord) error {
+			out = append(out, string(line)+"\n")
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got := query(Query{Principal: "eve@contractors.example.com"})
+	if len(got) != 3 {
+		t.Fatalf("query by principal = %d lines, want 3", len(got))
+	}
+	for _, l := range got {
+		if !slicesContains(file, l) {
+			t.Fatalf("query printed %q, not a line of the journal", l)
+		}
+	}
+	if got := query(Query{Stage: "all"}); len(got) != 12 {
+		t.Fatalf("query --stage all = %d lines, want the 12 records and no checkpoint", len(got))
+	}
+	if got := query(Query{Decision: "denied_by_policy", AuditID: "q-3"}); len(got) != 1 {
+		t.Fatalf("query by decision and id = %q", got)
+	}
+	if got := query(Query{Until: time.Unix(1, 0)}); len(got) != 0 {
+		t.Fatalf("query before 1970 = %q", got)
+	}
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzVerifyLines feeds arbitrary bytes to verify as a journal file: it
+// must answer, never panic.
+func FuzzVerifyLines(f *testing.F) {
+	s, v := testKeys(f, "fuzz.example/audit")
+	path := filepath.Join(f.TempDir(), "seed.journal")
+	j, err := OpenJournal(path, JournalOptions{Seal: s})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 3 {
+		_ = j.Write(completed(fmt.Sprint(i)))
+	}
+	_ = j.Close()
+	seed, _ := os.ReadFile(path)
+	f.Add(seed)
+	f.Add([]byte(`{"checkpoint":"x","seq":1,"prev":""}` + "\n"))
+	f.Add([]byte(`{"a":1,"seq":99999999999999999,"prev":"AAAA"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ver := NewVerifier(v, nil)
+		if err := ver.Read("fuzz", bytes.NewReader(data)); err != nil {
+			return
+		}
+		res := ver.Result("fuzz")
+		if res.OK && bytes.Count(data, []byte("\n")) > 0 && !bytes.Contains(data, []byte(checkpointPrefix)) {
+			t.Fatalf("verify passed a journal without a checkpoint: %+v", res)
+		}
+	})
+}
+
+// FuzzCheckProof feeds arbitrary bytes to check-proof: it must answer,
+// never panic, and hold only for a real proof.
+func FuzzCheckProof(f *testing.F) {
+	s, v := testKeys(f, "fuzz.example/audit")
+	path := filepath.Join(f.TempDir(), "seed.journal")
+	j, err := OpenJournal(path, JournalOptions{Seal: s})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 5 {
+		_ = j.Write(completed(fmt.Sprint(i)))
+	}
+	_ = j.Close()
+	p, err := ProveFiles([]string{path}, "3")
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := json.Marshal(p)
+	f.Add(seed)
+	f.Add([]byte(`{"line":"","index":-1,"checkpoint":"","proof":["AA=="]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = CheckProof(bytes.NewReader(data), v)
+	})
 }
