@@ -11,6 +11,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/door/batch"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 	"github.com/lro-cancel/lro_cancel/internal/policy"
+	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
 // identity is who `caddy lro-cancel explain` and `test` say is calling: it
@@ -78,14 +79,19 @@ func (h *Handler) explain(r *http.Request, id identity) explanation {
 	if _, err := credential.Extract(r); errors.Is(err, credential.ErrMissing) {
 		r.Header.Set("Authorization", "Bearer "+standInToken)
 	}
-	rc := h.recognizer.recognize(r)
-	switch rc.door {
-	case notCancel:
-		return explanation{Note: "not a cancel: passes untouched and unrecorded"}
-	case batchDoor:
-		return h.explainBatch(r, id)
+	rd := h.recognizer.reader.Read(r)
+	if rd.Door == reading.Batch && rd.Refusal == reading.NoRefusal {
+		return h.explainBatch(r, rd.ContentType, id)
 	}
-	x, door := h.recognizer.read(r, &rc, h.Body == bodyStrict)
+	return h.explainReading(r, &rd, id)
+}
+
+// explainReading explains a request (or a batch part) the reader has read.
+func (h *Handler) explainReading(r *http.Request, rd *reading.Reading, id identity) explanation {
+	if rd.Door == reading.None {
+		return explanation{Note: "not a cancel: passes untouched and unrecorded"}
+	}
+	x, door := h.recognizer.read(r, rd, h.Body == bodyStrict)
 	e := explanation{Door: x.Protocol, Service: x.Service, Method: x.MethodID(), Operation: x.Operation}
 	if h.core.Passes(&x) {
 		e.Note = "unlisted cancel under `unlisted pass`: not governed"
@@ -120,16 +126,18 @@ func (h *Handler) explain(r *http.Request, id identity) explanation {
 
 // explainBatch explains each embedded request of a batch as if sent alone;
 // the batch's answer is its first refusal.
-func (h *Handler) explainBatch(r *http.Request, id identity) explanation {
+func (h *Handler) explainBatch(r *http.Request, contentType string, id identity) explanation {
 	e := explanation{Door: govern.ProtocolBatch, Governed: true, Decision: audit.Forwarded}
-	_, parts, problem := batch.Read(r.Body, r.Header.Get("Content-Type"), batch.MaxBytes, batch.MaxParts)
+	_, parts, problem := batch.Read(r.Body, contentType, batch.MaxBytes, batch.MaxParts)
 	if problem != nil {
 		e.Decision, e.Status, e.Reason = audit.InvalidRequest, http.StatusBadRequest, "INVALID_BATCH"
 		e.Steps = []govern.Step{{Check: "batch", Outcome: problem.Description}}
 		return e
 	}
 	for _, p := range parts {
-		pe := h.explain(p.AsAlone(r), id)
+		alone := p.AsAlone(r)
+		rd := h.recognizer.reader.ReadPart(alone, p.Request.Host, r.Host, r.URL.EscapedPath())
+		pe := h.explainReading(alone, &rd, id)
 		if !pe.Governed {
 			continue
 		}

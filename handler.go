@@ -15,6 +15,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/door/batch"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 	"github.com/lro-cancel/lro_cancel/internal/policy"
+	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
 // Handler governs every long-running-operation cancel that reaches it:
@@ -412,32 +413,35 @@ func (h *Handler) cached(name string, v credential.Verifier, c CacheConfig) *cre
 	})
 }
 
-// ServeHTTP recognises the request and governs it when it is a cancel.
+// ServeHTTP reads the request as Google's front end could, and governs it
+// when some reading is a cancel or a batch.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	rc := h.recognizer.recognize(r)
-	switch rc.door {
-	case notCancel:
+	rd := h.recognizer.reader.Read(r)
+	switch rd.Door {
+	case reading.None:
 		return next.ServeHTTP(w, r)
-	case batchDoor:
-		return batch.Serve(h.core, h.recognizer.catalog.Service(r.Host), w, r, next, h.readPart)
+	case reading.Batch:
+		return batch.Serve(h.core, rd.Service, rd.ContentType, refusalOf(&rd), w, r, next, h.partReader(r))
 	}
-	x, door := h.recognizer.read(r, &rc, h.Body == bodyStrict)
+	x, door := h.recognizer.read(r, &rd, h.Body == bodyStrict)
 	if h.core.Passes(&x) {
 		return next.ServeHTTP(w, r)
 	}
 	return h.core.Serve(w, r, next, &x, door)
 }
 
-// readPart reads a batch's embedded request, as if it had been sent alone,
-// through the same recognition and doors as a request of its own. A batch
-// inside a batch never gets here: the batch reader refuses it.
-func (h *Handler) readPart(r *http.Request) (govern.Cancel, bool) {
-	rc := h.recognizer.recognize(r)
-	if rc.door == notCancel || rc.door == batchDoor {
-		return govern.Cancel{}, false
+// partReader reads the embedded requests of batch, each as if it had been
+// sent alone, through the same reader and doors as a request of its own.
+// A batch inside a batch never gets here: the batch reader refuses it.
+func (h *Handler) partReader(batch *http.Request) func(*http.Request, string) (govern.Cancel, bool) {
+	return func(alone *http.Request, named string) (govern.Cancel, bool) {
+		rd := h.recognizer.reader.ReadPart(alone, named, batch.Host, batch.URL.EscapedPath())
+		if rd.Door == reading.None {
+			return govern.Cancel{}, false
+		}
+		x, _ := h.recognizer.read(alone, &rd, h.Body == bodyStrict)
+		return x, !h.core.Passes(&x)
 	}
-	x, _ := h.recognizer.read(r, &rc, h.Body == bodyStrict)
-	return x, !h.core.Passes(&x)
 }
 
 const (

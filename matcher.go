@@ -11,10 +11,12 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
-// Matcher matches the requests lro_cancel governs: listed and unlisted
-// cancels, and would-be cancels with an ambiguous path. On a match it sets
+// Matcher matches the requests lro_cancel governs: every request that some
+// reading makes a cancel or a batch to a Google host (the reader's answer,
+// the same the handler acts on), refused ones included. On a match it sets
 // the placeholders {http.lro_cancel.operation}, .service and .method.
 //
 // Caddyfile:
@@ -80,16 +82,17 @@ func (m Matcher) Match(r *http.Request) bool {
 
 // MatchWithError returns true if r is a cancel lro_cancel governs.
 func (m Matcher) MatchWithError(r *http.Request) (bool, error) {
-	rc := m.recognizer.recognize(r)
-	if rc.door == notCancel {
+	rd := m.recognizer.reader.Read(r)
+	if rd.Door == reading.None {
 		return false, nil
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		res := rc.rest
-		if rc.door != restDoor {
-			// The operation, and so the method, is in the RPC's message,
-			// which a matcher does not read.
-			res = catalog.Result{Service: m.recognizer.catalog.Service(r.Host)}
+		res := rd.REST
+		if rd.Door != reading.REST || rd.Refusal != reading.NoRefusal {
+			// The operation, and so the method, is in the RPC's message
+			// or a batch's parts, which a matcher does not read; a refused
+			// request names none.
+			res = catalog.Result{Service: rd.Service}
 		}
 		setPlaceholders(repl, &res)
 	}

@@ -52,6 +52,9 @@ const (
 	// refused, so the batch (this cancel with it) was not forwarded.
 	BatchRefused   Decision = "batch_refused"
 	DeniedByPolicy Decision = "denied_by_policy"
+	// AmbiguousRequest: Google's front end could read the request two
+	// ways, one of them a cancel; it was refused unread.
+	AmbiguousRequest Decision = "ambiguous_request"
 	// Interrupted completes, when the journal is next opened, a received
 	// record whose request a crash cut short: nothing more is known.
 	Interrupted Decision = "interrupted"

@@ -68,27 +68,26 @@ func BenchmarkRecognizeAmbiguousEncodedSlash(b *testing.B) {
 	benchmarkRecognize(b, "vault.googleapis.com", "POST", "/v1/operations%2Fexport-123:cancel", catalog.Ambiguous)
 }
 
-func benchmarkIsBatch(b *testing.B, host, path string, want bool) {
-	c := catalog.Default()
-	if got := c.IsBatch(host, path); got != want {
-		b.Fatalf("IsBatch(%q, %q) = %v, want %v", host, path, got, want)
+func benchmarkIsBatchPath(b *testing.B, path string, want bool) {
+	if got := catalog.IsBatchPath(path); got != want {
+		b.Fatalf("IsBatchPath(%q) = %v, want %v", path, got, want)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		c.IsBatch(host, path)
+		catalog.IsBatchPath(path)
 	}
 }
 
-func BenchmarkIsBatch(b *testing.B) {
-	benchmarkIsBatch(b, "vault.googleapis.com", "/batch", true)
+func BenchmarkIsBatchPath(b *testing.B) {
+	benchmarkIsBatchPath(b, "/batch", true)
 }
 
-func BenchmarkIsBatchNotBatch(b *testing.B) {
-	benchmarkIsBatch(b, "us-central1-aiplatform.googleapis.com", "/v1/projects/p/locations/l/batchPredictionJobs/j", false)
+func BenchmarkIsBatchPathNotBatch(b *testing.B) {
+	benchmarkIsBatchPath(b, "/v1/projects/p/locations/l/batchPredictionJobs/j", false)
 }
 
-func BenchmarkIsBatchAmbiguous(b *testing.B) {
-	benchmarkIsBatch(b, "storage.googleapis.com", "/batch%2Fstorage%2Fv1/", true)
+func BenchmarkIsBatchPathAmbiguous(b *testing.B) {
+	benchmarkIsBatchPath(b, "/batch%2Fstorage%2Fv1/", true)
 }
 
 func BenchmarkIsSystemParam(b *testing.B) {

@@ -6,15 +6,14 @@
 // `go generate ./internal/catalog/`), plus the few methods Google documents
 // without a discovery document (seed.go). Operators add their own with New.
 // Besides the methods, the table holds what the front doors need to know
-// of the APIs: each API's HTTP batch path (Method.BatchPath, read by
-// IsBatch), Google's system parameters (IsSystemParam) and each method's
+// of the APIs: each API's HTTP batch path (Method.BatchPath; IsBatchPath
+// reads every batch path), Google's system parameters (IsSystemParam) and each method's
 // own query parameters (Method.Query).
 //
 // # Alias hosts
 //
 // Google serves each API under names besides its own, and every lookup of
-// a host (Recognize, RecognizeIn, RecognizeName, RecognizeRPC, IsBatch,
-// Service) reads these as the API they alias, with the same methods, when
+// a host (Recognize, RecognizeIn, RecognizeName, RecognizeRPC, Service) reads these as the API they alias, with the same methods, when
 // that API's host is one the catalog knows (X below is such a host less
 // ".googleapis.com"; letter case, a port and a trailing dot do not matter):
 //
@@ -84,7 +83,7 @@ type Method struct {
 	API        string   // discovery name/version, e.g. "vault/v1"
 	// BatchPath is the API's HTTP batch endpoint, "/" + discovery's
 	// batchPath, e.g. "/batch" or "/batch/storage/v1"; "" when the API
-	// names none (IsBatch still knows the generic forms).
+	// names none (IsBatchPath knows every batch path).
 	BatchPath string
 	// Query holds the method's own query parameters (discovery's "location":
 	// "query"), sorted, e.g. sqladmin's "location". With Google's system
@@ -109,8 +108,8 @@ const (
 	NotCancel Kind = iota
 	// Listed: a cancel method of the catalog.
 	Listed
-	// Unlisted: POST /<version>/<...>/operations/<...>:cancel that no method of its host matches
-	// (and that holds no %2F: that one is Ambiguous).
+	// Unlisted: POST /<version>/<...>/operations/<...>:cancel (or .../cancel) that no method
+	// of its host matches (and that holds no %2F: that one is Ambiguous).
 	Unlisted
 	// Ambiguous: a path that servers could read differently, one reading being a cancel.
 	Ambiguous
@@ -186,8 +185,6 @@ type hostTable struct {
 	// take the whole operation name, "/v1/{name=...}:cancel" as
 	// {"/v1/", ":cancel"}, for RecognizeName.
 	namePaths []namePath
-	// batchPaths are the distinct batch paths of the host's APIs.
-	batchPaths []string
 }
 
 type namePath struct{ prefix, suffix string }
@@ -265,9 +262,6 @@ func New(extra []Method) (*Catalog, error) {
 			(*set).Add(c.entries[id].tmpl, id)
 			if np, ok := namePathOf(c.methods[id]); ok && !slices.Contains(t.namePaths, np) {
 				t.namePaths = append(t.namePaths, np)
-			}
-			if bp := c.methods[id].BatchPath; bp != "" && !slices.Contains(t.batchPaths, bp) {
-				t.batchPaths = append(t.batchPaths, bp)
 			}
 		}
 		shared[key] = t
@@ -503,6 +497,14 @@ func (c *Catalog) Service(host string) string {
 	return serviceOf(host, alias)
 }
 
+// Serves reports whether the catalog governs requests to host (a Host
+// header): it names the host, or one it aliases, or has methods for every
+// host (New's host-less methods).
+func (c *Catalog) Serves(host string) bool {
+	t, _ := c.table(trimHost(host))
+	return t != nil
+}
+
 // serviceOf is Service for a trimmed host and the alias table found for it.
 func serviceOf(host, alias string) string {
 	if alias != "" {
@@ -621,8 +623,9 @@ func unescape(path string, s pathtemplate.Span, multiSegment bool) string {
 }
 
 // unlistedName returns the escaped name of an unlisted-cancel path,
-// POST /<version>/<name>:cancel whose name holds an "operations" segment
-// followed by at least one more segment.
+// POST /<version>/<name>:cancel or POST /<version>/<name>/cancel (the
+// final-segment style some APIs use: Cloud Storage, Cloud SQL), whose name
+// holds an "operations" segment followed by at least one more segment.
 func unlistedName(get bool, path string) (string, bool) {
 	if get {
 		return "", false
@@ -636,10 +639,15 @@ func unlistedName(get bool, path string) (string, bool) {
 		return "", false
 	}
 	colon := strings.LastIndexByte(name, ':')
-	if colon < 0 || colon < strings.LastIndexByte(name, '/') || name[colon+1:] != "cancel" {
+	slash := strings.LastIndexByte(name, '/')
+	switch {
+	case colon > slash && name[colon+1:] == "cancel":
+		name = name[:colon]
+	case slash >= 0 && name[slash+1:] == "cancel":
+		name = name[:slash]
+	default:
 		return "", false
 	}
-	name = name[:colon]
 	for segs := name; ; {
 		seg, after, more := strings.Cut(segs, "/")
 		if !more {

@@ -8,96 +8,49 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 )
 
-func TestIsBatchReadsEverySpellingOfABatchPathOnGovernedHostsOnly(t *testing.T) {
-	const (
-		storage  = "storage.googleapis.com"
-		regional = "asia-east1-aiplatform.googleapis.com"
-	)
+func TestIsBatchPathReadsEverySpellingOfABatchPath(t *testing.T) {
 	tests := []struct {
-		name, host, path string
-		want             bool
-	}{
-		{"an API's own batch path", vault, "/batch", true},
-		{"storage's versioned batch path", storage, "/batch/storage/v1", true},
-		{"the generic versioned form on any governed host", vault, "/batch/vault/v1", true},
-		{"the generic versioned form naming another API", vault, "/batch/drive/v3", true},
-		{"the mTLS host", "vault.mtls.googleapis.com", "/batch", true},
-		{"a regional host", regional, "/batch", true},
-		{"the host in another letter case with a port", "VAULT.googleapis.com:443", "/batch", true},
-		{"the APIs Explorer's alias", "content-vault.googleapis.com", "/batch", true},
-		{"a web console's alias", "vault.clients6.google.com", "/batch/vault/v1", true},
-		{"a Private Service Connect endpoint of a regional host", "asia-east1-aiplatform-corp.p.googleapis.com", "/batch", true},
-
-		{"another letter case", vault, "/BATCH", true},
-		{"another letter case in the versioned form", vault, "/Batch/Vault/V1", true},
-		{"a trailing slash", vault, "/batch/", true},
-		{"a trailing slash after the version", storage, "/batch/storage/v1/", true},
-		{"an empty segment first", vault, "//batch", true},
-		{"an empty segment inside", storage, "/batch//storage/v1", true},
-		{"a dot segment", vault, "/./batch", true},
-		{"a dot-dot segment", vault, "/upload/../batch", true},
-		{"an encoded dot segment", vault, "/%2e/batch", true},
-		{"a backslash", vault, `\batch`, true},
-		{"an encoded backslash at the end", vault, "/batch%5C", true},
-		{"no leading slash", vault, "batch", true},
-		{"an escaped letter", vault, "/%62atch", true},
-		{"every letter escaped", vault, "/%62%61%74%63%68", true},
-		{"encoded slashes", storage, "/batch%2Fstorage%2Fv1", true},
-		{"lower-case encoded slashes", storage, "/batch%2fstorage%2fv1", true},
-		{"an encoded slash that a dot-dot segment drops", storage, "/batch/storage/v1/x%2Fy/..", true},
-		{"an encoded slash as a trailing slash", vault, "/batch%2F", true},
-
-		{"an unknown host", "example.com", "/batch", false},
-		{"an alias of an API the catalog does not know", "content-example.googleapis.com", "/batch", false},
-		{"an empty host", "", "/batch", false},
-		{"a longer first segment", vault, "/batches", false},
-		{"a batch path with one segment more", vault, "/batch/vault", false},
-		{"a versioned form with a segment too many", vault, "/batch/vault/v1/x", false},
-		{"batch below the root", vault, "/v1/batch", false},
-		{"a verb after batch", vault, "/batch:run", false},
-		{"a resource named batch-something", regional, "/v1/projects/p/locations/l/batchPredictionJobs/j", false},
-		{"a double-encoded slash is decoded once", storage, "/batch%252Fstorage%252Fv1", false},
-		{"an escape that is no letter of batch", vault, "/%20batch", false},
-		{"the root", vault, "/", false},
-		{"no path", vault, "", false},
-	}
-	c := catalog.Default()
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := c.IsBatch(tt.host, tt.path); got != tt.want {
-				t.Errorf("IsBatch(%q, %q) = %v, want %v", tt.host, tt.path, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestIsBatchKnowsOperatorHostsAndHostlessMethodsGovernEveryHost(t *testing.T) {
-	onHost, err := catalog.New([]catalog.Method{{Hosts: []string{"private.example.com"}, Template: "/v1/{name=operations/*}:cancel",
-		BatchPath: "/private/batch"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	everywhere, err := catalog.New([]catalog.Method{{Template: "/v1/{name=jobs/*/operations/*}:cancel"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name       string
-		c          *catalog.Catalog
-		host, path string
+		name, path string
 		want       bool
 	}{
-		{"an operator's host has the generic batch path", onHost, "private.example.com", "/batch", true},
-		{"and its method's own", onHost, "private.example.com", "/private/batch", true},
-		{"in another letter case", onHost, "private.example.com", "/PRIVATE/Batch/", true},
-		{"which other hosts do not have", onHost, vault, "/private/batch", false},
-		{"an unknown host stays unknown", onHost, "other.example.com", "/batch", false},
-		{"with host-less methods every host is governed", everywhere, "other.example.com", "/batch", true},
+		{"the generic batch path", "/batch", true},
+		{"storage's versioned batch path", "/batch/storage/v1", true},
+		{"the generic versioned form", "/batch/vault/v1", true},
+		{"whatever else the path holds", "/batch/vault/v1/x", true},
+		{"a path that spells cancel too", "/batch/cancel/v1", true},
+		{"a batch path with one segment more", "/batch/vault", true},
+
+		{"another letter case", "/BATCH", true},
+		{"another letter case in the versioned form", "/Batch/Vault/V1", true},
+		{"a trailing slash", "/batch/", true},
+		{"an empty segment first", "//batch", true},
+		{"an empty segment inside", "/batch//storage/v1", true},
+		{"a dot segment", "/./batch", true},
+		{"a dot-dot segment", "/upload/../batch", true},
+		{"an encoded dot segment", "/%2e/batch", true},
+		{"a backslash", `\batch`, true},
+		{"an encoded backslash at the end", "/batch%5C", true},
+		{"no leading slash", "batch", true},
+		{"an escaped letter", "/%62atch", true},
+		{"every letter escaped", "/%62%61%74%63%68", true},
+		{"encoded slashes", "/batch%2Fstorage%2Fv1", true},
+		{"an encoded slash first", "/%2Fbatch", true},
+		{"an encoded slash that a dot-dot segment drops", "/x%2Fy/../batch", true},
+		{"an encoded slash as a trailing slash", "/batch%2F", true},
+
+		{"a longer first segment", "/batches", false},
+		{"batch below the root", "/v1/batch", false},
+		{"a verb after batch", "/batch:run", false},
+		{"a resource named batch-something", "/v1/projects/p/locations/l/batchPredictionJobs/j", false},
+		{"a double-encoded letter is decoded once", "/%2562atch", false},
+		{"an escape that is no letter of batch", "/%20batch", false},
+		{"the root", "/", false},
+		{"no path", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.c.IsBatch(tt.host, tt.path); got != tt.want {
-				t.Errorf("IsBatch(%q, %q) = %v, want %v", tt.host, tt.path, got, tt.want)
+			if got := catalog.IsBatchPath(tt.path); got != tt.want {
+				t.Errorf("IsBatchPath(%q) = %v, want %v", tt.path, got, tt.want)
 			}
 		})
 	}
@@ -107,23 +60,47 @@ func TestIsBatchKnowsOperatorHostsAndHostlessMethodsGovernEveryHost(t *testing.T
 	}
 }
 
-func TestIsBatchDoesNotAllocateOnOtherPaths(t *testing.T) {
-	c := catalog.Default()
-	tests := []struct{ name, host, path string }{
-		{"a path without batch", vault, "/v1/operations/x:cancel"},
-		{"a path holding batch", "asia-east1-aiplatform.googleapis.com", "/v1/projects/p/locations/l/batchPredictionJobs/j"},
-		{"escapes of no letter", "storage.googleapis.com", "/storage/v1/b/bkt/o/dir%2Ffile"},
-		{"an unknown host", "example.com", "/batch"},
-		{"an upper-case alias host", "Content-Vault.googleapis.com", "/v1/batchy"},
-		{"the batch path itself", vault, "/batch"},
-		{"the batch path in another letter case", vault, "/BATCH/vault/v1"},
+func TestServesKnowsCatalogHostsAliasesAndOperatorHosts(t *testing.T) {
+	onHost, err := catalog.New([]catalog.Method{{Hosts: []string{"private.example.com"}, Template: "/v1/{name=operations/*}:cancel"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	everywhere, err := catalog.New([]catalog.Method{{Template: "/v1/{name=jobs/*/operations/*}:cancel"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		c    *catalog.Catalog
+		host string
+		want bool
+	}{
+		{"a catalog host", catalog.Default(), "VAULT.googleapis.com:443", true},
+		{"the legacy shared host", catalog.Default(), "www.googleapis.com", true},
+		{"an alias", catalog.Default(), "vault.clients6.google.com", true},
+		{"an unknown host", catalog.Default(), "example.com", false},
+		{"an operator's host", onHost, "private.example.com", true},
+		{"an unknown host stays unknown", onHost, "other.example.com", false},
+		{"with host-less methods every host", everywhere, "other.example.com", true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if n := testing.AllocsPerRun(100, func() { c.IsBatch(tt.host, tt.path) }); n != 0 {
-				t.Errorf("IsBatch(%q, %q): %v allocations, want 0", tt.host, tt.path, n)
-			}
-		})
+		if got := tt.c.Serves(tt.host); got != tt.want {
+			t.Errorf("%s: Serves(%q) = %v, want %v", tt.name, tt.host, got, tt.want)
+		}
+	}
+}
+
+func TestIsBatchPathDoesNotAllocateOnOtherPaths(t *testing.T) {
+	for _, path := range []string{
+		"/v1/operations/x:cancel",
+		"/v1/projects/p/locations/l/batchPredictionJobs/j",
+		"/storage/v1/b/bkt/o/dir%2Ffile",
+		"/batch",
+		"/BATCH/vault/v1",
+	} {
+		if n := testing.AllocsPerRun(100, func() { catalog.IsBatchPath(path) }); n != 0 {
+			t.Errorf("IsBatchPath(%q): %v allocations, want 0", path, n)
+		}
 	}
 }
 
@@ -144,8 +121,8 @@ func TestEveryBuiltinAPIHasItsDiscoveryBatchPath(t *testing.T) {
 		if m.BatchPath != want {
 			t.Errorf("%s (%s) has batch path %q, want %q", m.ID, m.API, m.BatchPath, want)
 		}
-		if want != "" && !slices.ContainsFunc(m.Hosts, func(h string) bool { return catalog.Default().IsBatch(h, m.BatchPath) }) {
-			t.Errorf("IsBatch is false for %s on the hosts of %s", m.BatchPath, m.API)
+		if want != "" && !catalog.IsBatchPath(m.BatchPath) {
+			t.Errorf("IsBatchPath is false for %s of %s", m.BatchPath, m.API)
 		}
 	}
 }
@@ -206,12 +183,10 @@ func TestIsSystemParamKnowsGooglesSystemParametersAndTheirDollarForms(t *testing
 	}
 }
 
-func FuzzIsBatch(f *testing.F) {
-	f.Add(vault, "/batch")
-	f.Add("storage.googleapis.com", "/batch%2fstorage/v1/x%2F..")
-	f.Add("content-vault.googleapis.com", `\%62atch//`)
-	f.Add("example.com", "/batch")
-	c := catalog.Default()
+func FuzzIsBatchPath(f *testing.F) {
+	f.Add("/batch")
+	f.Add("/batch%2fstorage/v1/x%2F..")
+	f.Add(`\%62atch//`)
 	upper := func(s string) string {
 		b := []byte(s)
 		for i, ch := range b {
@@ -221,19 +196,19 @@ func FuzzIsBatch(f *testing.F) {
 		}
 		return string(b)
 	}
-	f.Fuzz(func(t *testing.T, host, path string) {
-		if !c.IsBatch(host, path) {
+	f.Fuzz(func(t *testing.T, path string) {
+		if !catalog.IsBatchPath(path) {
 			return
 		}
-		// What IsBatch reads as a batch path, it reads so in every
+		// What IsBatchPath reads as a batch path, it reads so in every
 		// spelling a lenient server reads alike.
 		dot := "/." + path
 		if !strings.HasPrefix(path, "/") {
 			dot = "/./" + path
 		}
 		for _, p := range []string{upper(path), path + "/", dot, "//" + path} {
-			if !c.IsBatch(host, p) {
-				t.Errorf("IsBatch(%q, %q) = true, but IsBatch(%q, %q) = false", host, path, host, p)
+			if !catalog.IsBatchPath(p) {
+				t.Errorf("IsBatchPath(%q) = true, but IsBatchPath(%q) = false", path, p)
 			}
 		}
 	})

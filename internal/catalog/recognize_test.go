@@ -241,8 +241,8 @@ func TestAliasHostsAreSeenByEveryLookup(t *testing.T) {
 			if r := c.RecognizeIn([]string{h}, "other.example.com", "POST", "/v1/operations/x:cancel"); r.Kind != catalog.Listed || r.Service != vault {
 				t.Errorf("RecognizeIn pinned to %q = %v service %q, want Listed on %s", h, r.Kind, r.Service, vault)
 			}
-			if !c.IsBatch(h, "/batch") {
-				t.Errorf("IsBatch(%q, /batch) = false, want true", h)
+			if !c.Serves(h) {
+				t.Errorf("Serves(%q) = false, want true", h)
 			}
 		})
 	}

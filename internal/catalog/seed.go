@@ -6,7 +6,7 @@ var seeded = []Method{
 	// Google Ad Manager Dynamic Ad Insertion, from its REST reference page
 	// for operations.cancel: POST, empty request body. Google publishes no
 	// OAuth scopes for it, so any verified token is accepted, nor a batch
-	// path: IsBatch's generic ones cover it.
+	// path: IsBatchPath's generic ones cover it.
 	{
 		ID:         "dai.operations.cancel",
 		Service:    "dai.googleapis.com",

@@ -182,6 +182,14 @@ func MethodOverride() *Denial {
 		"A method override (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) is not allowed on an operation cancel.")
 }
 
+// AmbiguousRequest refuses a request that Google's front end could read
+// two ways, one of them a cancel or a batch; why says how, in Google's
+// tone, without quoting the request.
+func AmbiguousRequest(why string) *Denial {
+	return gatewayDenial(audit.AmbiguousRequest, codes.InvalidArgument, "AMBIGUOUS_REQUEST",
+		"The request can be read in more than one way, one of them an operation cancel. "+why)
+}
+
 // InvalidRequest refuses a request the gateway cannot read for certain in
 // its door's wire format (framing, content type, query).
 func InvalidRequest(reason, message string) *Denial {

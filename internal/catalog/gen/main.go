@@ -330,6 +330,9 @@ func cancelMethods(doc *discoveryDoc) ([]method, error) {
 		if m.Template, err = buildTemplate(doc.ServicePath, dm); err != nil {
 			return nil, fmt.Errorf("method %s: %w", dm.ID, err)
 		}
+		if servedOnLegacyHost(doc.ServicePath, m.Template) {
+			m.Hosts = slices.Sorted(slices.Values(append(slices.Clone(hosts), legacyHost)))
+		}
 		if dm.Request != nil {
 			schema, ok := doc.Schemas[dm.Request.Ref]
 			if !ok {
@@ -347,6 +350,24 @@ func cancelMethods(doc *discoveryDoc) ([]method, error) {
 		methods = append(methods, m)
 	}
 	return methods, nil
+}
+
+// legacyHost is Google's shared legacy host. It serves the APIs whose
+// paths start with their own prefix rather than a version, under that
+// prefix: discovery's servicePath ("storage/v1/", Cloud Storage's
+// /storage/v1/...), or a path that names the API before its version
+// (Cloud SQL's /sql/v1beta4/...).
+const legacyHost = "www.googleapis.com"
+
+// version is a path segment that is an API version: v1, v1beta4, v2alpha1,
+// v1p1beta1.
+var version = regexp.MustCompile(`^v[0-9]+[a-z0-9]*$`)
+
+// servedOnLegacyHost reports whether a method of an API with servicePath
+// and this template is served on legacyHost too.
+func servedOnLegacyHost(servicePath, template string) bool {
+	first, _, _ := strings.Cut(strings.TrimPrefix(template, "/"), "/")
+	return servicePath != "" || !version.MatchString(first)
 }
 
 // urlHost returns the lower-cased host of an absolute https URL.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/credential"
 	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
@@ -22,27 +23,10 @@ const (
 	MaxParts = 1000
 )
 
-// Recognize reports whether r is a batch to a host the catalog governs
-// (under the pinned services, when there are any). It does not allocate.
-func Recognize(cat *catalog.Catalog, services []string, r *http.Request) bool {
-	if !catalog.ContainsBatch(r.URL.Path) {
-		return false
-	}
-	path := r.URL.EscapedPath()
-	if len(services) == 0 {
-		return cat.IsBatch(r.Host, path)
-	}
-	for _, s := range services {
-		if cat.IsBatch(s, path) {
-			return true
-		}
-	}
-	return false
-}
-
 // ReadPart reads one embedded request, as if it had been sent alone, for
-// the core: ok is false when it is not a governed cancel.
-type ReadPart func(r *http.Request) (x govern.Cancel, ok bool)
+// the core: named is the host the part names itself ("" when none); ok is
+// false when it is not a governed cancel.
+type ReadPart func(alone *http.Request, named string) (x govern.Cancel, ok bool)
 
 // governed is one embedded cancel with its record and, when refused, its
 // denial.
@@ -60,19 +44,23 @@ type governed struct {
 // refused whole; one without a cancel passes untouched and unrecorded.
 //
 // service is the API the batch itself is addressed to, for the record of a
-// batch refused whole.
-func Serve(core *govern.Core, service string, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, read ReadPart) error {
+// batch refused whole; contentType is the content type Google's front end
+// reads ($ct, else Content-Type). A batch the reader refused (refusal) is
+// refused whole, unread.
+func Serve(core *govern.Core, service, contentType string, refusal *govern.Denial, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, read ReadPart) error {
 	start := time.Now()
 	id := govern.AuditID(r)
 	// Read sees one Content-Type and the raw bytes: a second Content-Type,
 	// or a whole-body encoding, would let the upstream read another batch.
 	switch {
+	case refusal != nil:
+		return refuse(core, service, w, r, id, refusal, 0, start)
 	case len(r.Header.Values("Content-Type")) > 1:
 		return refuseUnreadable(core, service, w, r, id, &Problem{Description: "A batch request carries more than one Content-Type."}, start)
 	case rest.HasContentEncoding(r.Header):
 		return refuseUnreadable(core, service, w, r, id, &Problem{Description: "A batch request's body must not be encoded (Content-Encoding)."}, start)
 	}
-	raw, parts, problem := Read(r.Body, r.Header.Get("Content-Type"), MaxBytes, MaxParts)
+	raw, parts, problem := Read(r.Body, contentType, MaxBytes, MaxParts)
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	if problem != nil {
 		return refuseUnreadable(core, service, w, r, id, problem, start)
@@ -81,7 +69,7 @@ func Serve(core *govern.Core, service string, w http.ResponseWriter, r *http.Req
 	var cancels []governed
 	for _, p := range parts {
 		req := p.AsAlone(r)
-		x, ok := read(req)
+		x, ok := read(req, p.Request.Host)
 		if !ok {
 			continue
 		}
@@ -128,16 +116,23 @@ func Serve(core *govern.Core, service string, w http.ResponseWriter, r *http.Req
 // refuseUnreadable answers a batch the gateway cannot read for certain:
 // 400, never forwarded, one record for the batch itself.
 func refuseUnreadable(core *govern.Core, service string, w http.ResponseWriter, r *http.Request, id string, p *Problem, start time.Time) error {
+	return refuse(core, service, w, r, id, govern.InvalidRequest("INVALID_BATCH", p.Description), p.Part, start)
+}
+
+// refuse answers a batch refused whole with den: never forwarded, one
+// record for the batch itself; part, when not 0, names the offending part.
+func refuse(core *govern.Core, service string, w http.ResponseWriter, r *http.Request, id string, den *govern.Denial, part int, start time.Time) error {
+	credential.Scrub(r)
 	x := govern.Cancel{
 		Protocol: govern.ProtocolBatch, Service: service, Host: catalog.NormalizeHost(r.Host),
-		Refusal: govern.InvalidRequest("INVALID_BATCH", p.Description),
+		Refusal: den,
 	}
 	rec := govern.NewRecord(r, id, &x)
 	w.Header().Set("Audit-Id", id)
 	defer core.Complete(&rec, start)
-	den := core.Check(r.Context(), &x, &rec)
-	if p.Part > 0 {
-		den.Metadata["part"] = strconv.Itoa(p.Part)
+	den = core.Check(r.Context(), &x, &rec)
+	if part > 0 {
+		den.Metadata["part"] = strconv.Itoa(part)
 	}
 	rest.WriteEnvelope(w, den)
 	rec.Status = den.HTTPStatus()

@@ -13,6 +13,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/credential"
 	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
+	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
 // Call is a request to a cancel RPC's path, as Recognize saw it.
@@ -28,17 +29,13 @@ type Call struct {
 	web bool
 }
 
-// Recognize reports whether r calls one of the cancel RPCs, by its path
-// alone (its content type only says how to read and answer it). It does
-// not allocate.
-func Recognize(r *http.Request) (Call, bool) {
-	rpc, exact, found := catalog.LookupRPC(r.URL.Path)
-	if !found {
-		return Call{}, false
-	}
-	c := Call{RPC: rpc, Exact: exact && r.URL.RawPath == ""}
-	c.Wire, c.Readable, c.web = wireOf(r.Header.Get("Content-Type"))
-	return c, true
+// CallFor is the call of rpc, which the request's path names (exactly or
+// only loosely), sent with the content type Google's front end reads (its
+// only say is how to read and answer the call). It does not allocate.
+func CallFor(rpc *catalog.RPC, exact bool, contentType string) Call {
+	c := Call{RPC: rpc, Exact: exact}
+	c.Wire, c.Readable, c.web = wireOf(contentType)
+	return c
 }
 
 // wireOf reads a gRPC content type: application/grpc, -web and -web-text,
@@ -71,10 +68,17 @@ func wireOf(contentType string) (w Wire, readable, web bool) {
 // fields name the operation, and the operation the method. A call the
 // door cannot read for certain is refused before its credentials are
 // looked at: what it cancels, and so which scopes it needs, is not known.
-func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) govern.Cancel {
+func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string, refusal *govern.Denial) govern.Cancel {
 	x := govern.Cancel{Protocol: govern.ProtocolGRPC, Service: cat.Service(r.Host), Host: catalog.NormalizeHost(r.Host)}
 	if c.web {
 		x.Protocol = govern.ProtocolGRPCWeb
+	}
+	if refusal != nil {
+		// Refused by the reader: nothing of it is read, and a credential in
+		// its query is scrubbed before anything logs the URL.
+		credential.Scrub(r)
+		x.Refusal = refusal
+		return x
 	}
 	if r.URL.RawQuery != "" || r.URL.ForceQuery {
 		// No gRPC client sends a query; a credential in it is scrubbed
@@ -143,7 +147,7 @@ func Screen(r *http.Request, exact, readable bool, what string) *govern.Denial {
 		return govern.InvalidRequest("UNSUPPORTED_CONTENT_TYPE", "The gateway cannot read this "+what+
 			" call's content type: gRPC as application/grpc, application/grpc-web or application/grpc-web-text, "+
 			"$rpc as application/x-protobuf or application/json.")
-	case rest.HasMethodOverride(r.Header):
+	case reading.HasOverride(r.Header):
 		return govern.MethodOverride()
 	case rest.HasContentEncoding(r.Header):
 		return govern.InvalidBody(&body.Violation{

@@ -19,45 +19,6 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 )
 
-// Recognize looks the request up in the catalog, under the pinned services
-// or else under the request's Host. With several pinned services the
-// strongest result wins: listed, then ambiguous, then unlisted. A request
-// that cannot be a cancel costs no allocation.
-func Recognize(cat *catalog.Catalog, services []string, r *http.Request) catalog.Result {
-	// Every reading of a cancel's path (as written, or decoded once) has
-	// "cancel" in the fully decoded path: without it, skip escaping the
-	// path for the catalog.
-	if !strings.Contains(r.URL.Path, "cancel") {
-		return catalog.Result{}
-	}
-	path := r.URL.EscapedPath()
-	res := cat.RecognizeIn(services, r.Host, r.Method, path)
-	if res.Kind != catalog.NotCancel {
-		return res
-	}
-	// Google's front end honours a method override on any method: a GET
-	// that says it is a POST is a cancel too (Read refuses it).
-	if m := OverrideMethod(r.Header); m != "" && m != r.Method {
-		res = cat.RecognizeIn(services, r.Host, m, path)
-	}
-	return res
-}
-
-// overrideHeaders are the method-override headers Google's front end
-// honours.
-var overrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
-
-// OverrideMethod returns the upper-cased method a method-override header
-// asks for, "" when there is none.
-func OverrideMethod(h http.Header) string {
-	for _, name := range overrideHeaders {
-		if v := h[name]; len(v) > 0 && strings.TrimSpace(v[0]) != "" {
-			return strings.ToUpper(strings.TrimSpace(v[0]))
-		}
-	}
-	return ""
-}
-
 // HasContentEncoding reports whether the request's body carries an
 // encoding other than identity, on any Content-Encoding line.
 func HasContentEncoding(h http.Header) bool {
@@ -69,24 +30,14 @@ func HasContentEncoding(h http.Header) bool {
 	return false
 }
 
-// HasMethodOverride reports whether the request carries any of the
-// method-override headers, with any value.
-func HasMethodOverride(h http.Header) bool {
-	for _, name := range overrideHeaders {
-		if len(h[name]) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // Read prepares a recognised REST cancel for the core. Before anything
 // else, no URL downstream (upstream, error log) may carry a credential: a
 // query token moves into Authorization, a query API key into
-// X-Goog-Api-Key, and anything unreadable is deleted. Then the body is read
-// (at most body.MaxBytes) and judged under the method's rules; the bytes
-// read are put back for the upstream, unchanged.
-func Read(r *http.Request, res *catalog.Result, strict bool) govern.Cancel {
+// X-Goog-Api-Key, and anything unreadable is deleted. A request the reader
+// refused (refusal) is not read further. Then the body is read (at most
+// body.MaxBytes) and judged under the method's rules; the bytes read are
+// put back for the upstream, unchanged.
+func Read(r *http.Request, res *catalog.Result, strict bool, refusal *govern.Denial) govern.Cancel {
 	x := govern.Cancel{
 		Protocol:  govern.ProtocolHTTP,
 		Kind:      res.Kind,
@@ -96,15 +47,8 @@ func Read(r *http.Request, res *catalog.Result, strict bool) govern.Cancel {
 		Operation: res.Operation,
 	}
 	x.Credential, x.CredentialErr = credential.Take(r)
-	switch {
-	case res.Kind == catalog.Ambiguous:
-		x.Refusal = govern.AmbiguousPath()
-		return x
-	case HasMethodOverride(r.Header):
-		x.Refusal = govern.MethodOverride()
-		return x
-	case x.CredentialErr != nil:
-		// Refused at the credentials step: the body is never read.
+	if x.Refusal = refusal; refusal != nil || x.CredentialErr != nil {
+		// Refused before, or at, the credentials step: the body is never read.
 		return x
 	}
 	if x.Body = queryViolation(r.URL.RawQuery, res.Method); x.Body == nil {

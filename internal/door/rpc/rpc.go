@@ -30,19 +30,16 @@ type Call struct {
 	Proto, JSON bool
 }
 
-// Recognize reports whether r calls a cancel RPC through $rpc, by its path
-// alone. It does not allocate.
-func Recognize(r *http.Request) (Call, bool) {
-	rpc, exact, found := catalog.LookupFallback(r.URL.Path)
-	if !found {
-		return Call{}, false
-	}
-	c := Call{RPC: rpc, Exact: exact && r.URL.RawPath == ""}
-	base, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+// CallFor is the $rpc call of rpc, which the request's path names (exactly
+// or only loosely), sent with the content type Google's front end reads.
+// It does not allocate.
+func CallFor(rpc *catalog.RPC, exact bool, contentType string) Call {
+	c := Call{RPC: rpc, Exact: exact}
+	base, _, _ := strings.Cut(contentType, ";")
 	base = strings.TrimSpace(base)
 	c.Proto = strings.EqualFold(base, "application/x-protobuf")
 	c.JSON = strings.EqualFold(base, "application/json")
-	return c, true
+	return c
 }
 
 // systemParams are the query parameters a $rpc call may carry: Google's
@@ -55,8 +52,15 @@ var systemParams = []string{"alt", "$alt", "prettyPrint", "$prettyPrint", "$.xga
 // credential from the Authorization header only, the bounded message put
 // back unchanged for the upstream, a call the door cannot read for certain
 // refused before its credentials are looked at.
-func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string) govern.Cancel {
+func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string, refusal *govern.Denial) govern.Cancel {
 	x := govern.Cancel{Protocol: govern.ProtocolRPC, Service: cat.Service(r.Host), Host: catalog.NormalizeHost(r.Host)}
+	if refusal != nil {
+		// Refused by the reader: nothing of it is read, and a credential in
+		// its query is scrubbed before anything logs the URL.
+		credential.Scrub(r)
+		x.Refusal = refusal
+		return x
+	}
 	if !onlySystemParams(r.URL.RawQuery) {
 		credential.Scrub(r)
 		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED",

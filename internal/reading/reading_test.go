@@ -1,0 +1,266 @@
+package reading_test
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/reading"
+)
+
+const vault = "vault.googleapis.com"
+
+func request(t testing.TB, method, host, target string, header ...string) *http.Request {
+	t.Helper()
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		t.Fatalf("target %q: %v", target, err)
+	}
+	r := &http.Request{Method: method, Host: host, URL: u, Header: http.Header{}}
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Add(header[i], header[i+1])
+	}
+	return r
+}
+
+// want is what a reading must say: its door, its refusal and, for a REST
+// cancel, the method it is.
+type want struct {
+	door    reading.Door
+	refusal reading.Refusal
+	method  string
+}
+
+func TestReadTakesEveryReadingGooglesFrontEndCouldMake(t *testing.T) {
+	var (
+		none      = want{}
+		vaultC    = want{door: reading.REST, method: "vault.operations.cancel"}
+		unlisted  = want{door: reading.REST, method: "unlisted"}
+		batch     = want{door: reading.Batch}
+		override  = want{door: reading.REST, refusal: reading.MethodOverride}
+		twoWays   = want{door: reading.REST, refusal: reading.AmbiguousRequest}
+		twoBatch  = want{door: reading.Batch, refusal: reading.AmbiguousRequest}
+		pathTwice = want{door: reading.REST, refusal: reading.AmbiguousPath}
+	)
+	tests := []struct {
+		name, method, host, target string
+		header                     []string
+		want                       want
+	}{
+		// Method: the request's, the override headers, $httpMethod.
+		{"a plain cancel", "POST", vault, "/v1/operations/x:cancel", nil, vaultC},
+		{"a GET of the cancel path is none", "GET", vault, "/v1/operations/x:cancel", nil, none},
+		{"a GET that an override header makes a cancel", "GET", vault, "/v1/operations/x:cancel", []string{"X-HTTP-Method-Override", "POST"}, override},
+		{"a GET that $httpMethod makes a cancel", "GET", vault, "/v1/operations/x:cancel?$httpMethod=POST", nil, override},
+		{"a GET that %24httpMethod makes a cancel", "GET", vault, "/v1/operations/x:cancel?%24httpMethod=POST", nil, override},
+		{"$httpMethod in another letter case", "GET", vault, "/v1/operations/x:cancel?$HTTPMETHOD=POST", nil, twoWays},
+		{"$httpMethod after a ';'", "GET", vault, "/v1/operations/x:cancel?a=b;$httpMethod=POST", nil, twoWays},
+		{"an override given twice", "POST", vault, "/v1/operations/x:cancel", []string{"X-HTTP-Method-Override", "POST", "X-HTTP-Method-Override", "POST"}, twoWays},
+		{"an override as a list", "GET", vault, "/v1/operations/x:cancel", []string{"X-HTTP-Method", "POST, GET"}, twoWays},
+		{"two override header names", "GET", vault, "/v1/operations/x:cancel", []string{"X-HTTP-Method", "POST", "X-Method-Override", "POST"}, twoWays},
+		{"header and query overrides", "GET", vault, "/v1/operations/x:cancel?$httpMethod=POST", []string{"X-HTTP-Method", "POST"}, twoWays},
+		{"a request method in another letter case", "post", vault, "/v1/operations/x:cancel", nil, twoWays},
+		{"an override that makes no cancel", "GET", vault, "/v1/operations/x:cancel", []string{"X-HTTP-Method-Override", "PATCH"}, none},
+		{"an override on a non-cancel path", "GET", vault, "/v1/operations/x", []string{"X-HTTP-Method-Override", "POST"}, none},
+
+		// Content type.
+		{"$httpHeaders on a cancel", "POST", vault, "/v1/operations/x:cancel?$httpHeaders=X-Foo%3Abar", nil, twoWays},
+		{"$ct disagreeing with Content-Type", "POST", vault, "/v1/operations/x:cancel?$ct=text/plain", []string{"Content-Type", "application/json"}, twoWays},
+		{"$ct given twice", "POST", vault, "/v1/operations/x:cancel?$ct=a/b&$ct=a/b", nil, twoWays},
+		{"$ct alone is read as the content type", "POST", vault, "/v1/operations/x:cancel?$ct=application/json", nil, vaultC},
+		{"$httpHeaders on a request that is no cancel", "GET", vault, "/v1/operations/x?$httpHeaders=a", nil, none},
+
+		// Host.
+		{"the legacy host serves storage under its servicePath", "POST", "www.googleapis.com", "/storage/v1/b/bkt/operations/op/cancel", nil,
+			want{door: reading.REST, method: "storage.buckets.operations.cancel"}},
+		{"the legacy host serves Cloud SQL v1beta4", "POST", "www.googleapis.com", "/sql/v1beta4/projects/p/operations/o/cancel", nil,
+			want{door: reading.REST, method: "sql.operations.cancel"}},
+		{"an unlisted cancel on the legacy host", "POST", "www.googleapis.com", "/v1/operations/x:cancel", nil, unlisted},
+		{"an unknown googleapis host", "POST", "foo.googleapis.com", "/v1/projects/p/operations/o:cancel", nil, unlisted},
+		{"the /cancel style unlisted", "POST", "foo.googleapis.com", "/v1/projects/p/operations/o/cancel", nil, unlisted},
+		{"an alias", "POST", "vault.clients6.google.com", "/v1/operations/x:cancel", nil, vaultC},
+
+		// Path.
+		{"matrix parameters after the verb", "POST", vault, "/v1/operations/x:cancel;a=b", nil, twoWays},
+		{"matrix parameters before the verb", "POST", vault, "/v1/operations/x;a=b:cancel", nil, twoWays},
+		{"a dot segment", "POST", vault, "/v1/operations/./x:cancel", nil, pathTwice},
+		{"a path with cancel that is none", "POST", vault, "/v1/projects/p/cancelled", nil, none},
+
+		// Batch.
+		{"a batch", "POST", vault, "/batch", nil, batch},
+		{"a batch on a host the catalog does not know", "POST", "foo.googleapis.com", "/batch", nil, batch},
+		{"a batch at a path that spells cancel", "POST", vault, "/batch/cancel/v1", nil, batch},
+		{"a batch on a web console host", "POST", "foo.clients6.google.com", "/batch/foo/v1", nil, batch},
+		{"a batch path that is an unlisted cancel too", "POST", "foo.googleapis.com", "/batch/v1/operations/x:cancel", nil,
+			want{door: reading.REST, refusal: reading.AmbiguousRequest}},
+		{"a GET that an override makes a batch", "GET", vault, "/batch", []string{"X-HTTP-Method-Override", "POST"}, batch},
+		{"$httpHeaders on a batch", "POST", vault, "/batch?$httpHeaders=a", nil, twoBatch},
+		{"a batch on a host Google does not serve", "POST", "example.com", "/batch", nil, none},
+		{"a GET of a batch path", "GET", vault, "/batch", nil, none},
+
+		// gRPC and $rpc.
+		{"a gRPC cancel", "POST", vault, "/google.longrunning.Operations/CancelOperation", nil, want{door: reading.GRPC}},
+		{"a $rpc cancel", "POST", vault, "/$rpc/google.longrunning.Operations/CancelOperation", nil, want{door: reading.RPC}},
+
+		// Ordinary traffic.
+		{"a storage object", "GET", "storage.googleapis.com", "/storage/v1/b/bkt/o/obj", nil, none},
+		{"a POST to a non-cancel path", "POST", vault, "/v1/matters", nil, none},
+	}
+	z := reading.New(catalog.Default(), nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rd := z.Read(request(t, tt.method, tt.host, tt.target, tt.header...))
+			if rd.Door != tt.want.door || rd.Refusal != tt.want.refusal {
+				t.Fatalf("door %v refusal %v (%s), want door %v refusal %v", rd.Door, rd.Refusal, rd.Why, tt.want.door, tt.want.refusal)
+			}
+			if tt.want.method != "" {
+				got := "unlisted"
+				if rd.REST.Method != nil {
+					got = rd.REST.Method.ID
+				}
+				if got != tt.want.method {
+					t.Errorf("method %q, want %q", got, tt.want.method)
+				}
+			}
+			if rd.Refusal == reading.AmbiguousRequest && rd.Why == "" {
+				t.Error("an ambiguous request without a reason")
+			}
+		})
+	}
+}
+
+func TestReadPartRefusesAPartNamingAnotherAPIExceptOnTheGlobalBatch(t *testing.T) {
+	z := reading.New(catalog.Default(), nil)
+	tests := []struct {
+		name, named, batchHost, batchPath string
+		want                              reading.Refusal
+		wantService                       string
+	}{
+		{"a part naming its batch's API", vault, vault, "/batch", reading.NoRefusal, vault},
+		{"a part naming no host", "", vault, "/batch", reading.NoRefusal, vault},
+		{"a part naming another API", vault, "storage.googleapis.com", "/batch/storage/v1", reading.AmbiguousRequest, ""},
+		{"a part naming an alias of its batch's API", "content-vault.googleapis.com", vault, "/batch", reading.NoRefusal, vault},
+		{"a part on the global batch endpoint", vault, "www.googleapis.com", "/batch", reading.NoRefusal, vault},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host := tt.named
+			if host == "" {
+				host = tt.batchHost
+			}
+			part := request(t, "POST", host, "/v1/operations/x:cancel")
+			rd := z.ReadPart(part, tt.named, tt.batchHost, tt.batchPath)
+			if rd.Door != reading.REST || rd.Refusal != tt.want {
+				t.Fatalf("door %v refusal %v (%s), want REST %v", rd.Door, rd.Refusal, rd.Why, tt.want)
+			}
+			if tt.wantService != "" && rd.Service != tt.wantService {
+				t.Errorf("service %q, want %q", rd.Service, tt.wantService)
+			}
+		})
+	}
+}
+
+func TestReadDoesNotAllocateForARequestThatIsNoCancel(t *testing.T) {
+	z := reading.New(catalog.Default(), nil)
+	for _, r := range []*http.Request{
+		request(t, "GET", "storage.googleapis.com", "/storage/v1/b/bkt/o/obj?alt=json"),
+		request(t, "POST", vault, "/v1/matters/m/exports", "X-HTTP-Method-Override", "PATCH"),
+		request(t, "GET", "example.com", "/"),
+	} {
+		if n := testing.AllocsPerRun(100, func() { z.Read(r) }); n != 0 {
+			t.Errorf("%s %s: %v allocations, want 0", r.Method, r.URL, n)
+		}
+	}
+}
+
+func BenchmarkReadNotACancel(b *testing.B) {
+	z := reading.New(catalog.Default(), nil)
+	r := request(b, "GET", "storage.googleapis.com", "/storage/v1/b/bkt/o/obj?alt=json")
+	b.ReportAllocs()
+	for b.Loop() {
+		z.Read(r)
+	}
+}
+
+func BenchmarkReadCancel(b *testing.B) {
+	z := reading.New(catalog.Default(), nil)
+	r := request(b, "POST", vault, "/v1/operations/export-1:cancel", "Content-Type", "application/json")
+	b.ReportAllocs()
+	for b.Loop() {
+		z.Read(r)
+	}
+}
+
+// FuzzReadAgreesWithReference holds the fast reader to the reference
+// reader: a request Read passes untouched has no reading that is a cancel
+// or a batch, and a cancel or batch Read governs, the reference finds too.
+func FuzzReadAgreesWithReference(f *testing.F) {
+	for _, s := range [][5]string{
+		{"POST", vault, "/v1/operations/x:cancel", "", ""},
+		{"GET", vault, "/v1/operations/x:cancel?$httpMethod=POST", "", ""},
+		{"GET", vault, "/v1/operations/x:cancel", "POST", ""},
+		{"GET", vault, "/v1/operations/x:cancel?a=1;%24httpMethod=post", "", ""},
+		{"POST", vault, "/v1/operations/x:cancel;a=b", "", ""},
+		{"POST", vault, "/v1/operations/x;a=b/y:cancel", "", ""},
+		{"POST", "www.googleapis.com", "/storage/v1/b/b/operations/o/cancel", "", ""},
+		{"POST", "www.googleapis.com", "/sql/v1beta4/projects/p/operations/o/cancel", "", ""},
+		{"POST", "foo.googleapis.com", "/batch/cancel/v1", "", ""},
+		{"POST", "foo.googleapis.com", "/%62atch", "", "multipart/mixed; boundary=b"},
+		{"GET", "vault.clients6.google.com", "/batch", "POST", ""},
+		{"POST", vault, "/v1/%6Fperations/x:cancel", "", ""},
+		{"POST", vault, "/v1/operations%2Fx:cancel", "", ""},
+		{"POST", vault, "/google.longrunning.Operations/CancelOperation", "", "application/grpc"},
+		{"POST", vault, "/$rpc/google.longrunning.operations/canceloperation", "", "application/json"},
+		{"POST", vault, "/v1/operations/x:cancel?$ct=application/grpc-web%2Bproto", "", ""},
+		{"POST", "example.com", "/v9/projects/p/operations/o:cancel", "", ""},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4])
+	}
+	z := reading.New(catalog.Default(), nil)
+	f.Fuzz(func(t *testing.T, method, host, target, override, contentType string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil || strings.ContainsAny(method, " \t\r\n") || method == "" {
+			return
+		}
+		r := &http.Request{Method: method, Host: host, URL: u, Header: http.Header{}}
+		if override != "" {
+			r.Header.Set("X-HTTP-Method-Override", override)
+		}
+		if contentType != "" {
+			r.Header.Set("Content-Type", contentType)
+		}
+		rd := z.Read(r)
+		ref := reading.Reference(nil, r)
+		if rd.Door == reading.None {
+			if len(ref) > 0 {
+				t.Fatalf("%s %s %s (override %q): Read passes it, the reference reads %+v", method, host, target, override, ref)
+			}
+			return
+		}
+		if rd.Refusal != reading.NoRefusal {
+			return
+		}
+		var kind, id string
+		switch rd.Door {
+		case reading.REST:
+			kind = "unlisted"
+			if rd.REST.Method != nil {
+				kind, id = "listed", rd.REST.Method.ID
+			}
+		case reading.Batch:
+			kind = "batch"
+		case reading.GRPC:
+			kind = "grpc"
+		case reading.RPC:
+			kind = "rpc"
+		}
+		if !slices.ContainsFunc(ref, func(in reading.Interpretation) bool {
+			return in.Kind == kind && (id == "" || in.Method == id)
+		}) && kind != "unlisted" {
+			t.Fatalf("%s %s %s: Read governs it as %s %s, the reference reads %+v", method, host, target, kind, id, ref)
+		}
+	})
+}
