@@ -46,6 +46,9 @@ const (
 	InvalidPath         Decision = "invalid_path"
 	InvalidRequest      Decision = "invalid_request"
 	VerifierUnavailable Decision = "verifier_unavailable"
+	// ClientClosed: the client went away while its token was verified
+	// (status 499): not a verifier outage.
+	ClientClosed Decision = "client_closed"
 	DeniedUnlisted      Decision = "denied_unlisted"
 	JournalUnavailable  Decision = "journal_unavailable"
 	// BatchRefused: the cancel passed, but another part of its batch was

@@ -269,6 +269,11 @@ func (c *Core) Decide(ctx context.Context, x *Cancel, rec *audit.Record) *Denial
 		if invalid, ok := errors.AsType[*credential.InvalidError](err); ok {
 			return invalidToken(invalid.Reason)
 		}
+		if ctx.Err() != nil {
+			// The client hung up: the verifier did nothing wrong, and an
+			// outage warning now would cry wolf.
+			return clientClosed()
+		}
 		warn := func() {
 			c.Logger.Warn("token verifier unavailable; refusing cancels with 503 (logged at most every 10s)",
 				zap.String("audit_id", rec.AuditID), zap.Error(err))
