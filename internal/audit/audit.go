@@ -46,9 +46,6 @@ const (
 	InvalidPath         Decision = "invalid_path"
 	InvalidRequest      Decision = "invalid_request"
 	VerifierUnavailable Decision = "verifier_unavailable"
-	// ClientClosed: the client went away while its token was verified
-	// (status 499): not a verifier outage.
-	ClientClosed Decision = "client_closed"
 	DeniedUnlisted      Decision = "denied_unlisted"
 	JournalUnavailable  Decision = "journal_unavailable"
 	// BatchRefused: the cancel passed, but another part of its batch was
@@ -61,6 +58,9 @@ const (
 	// Interrupted completes, when the journal is next opened, a received
 	// record whose request a crash cut short: nothing more is known.
 	Interrupted Decision = "interrupted"
+	// ClientClosed: the client went away while its token was verified
+	// (status 499): not a verifier outage.
+	ClientClosed Decision = "client_closed"
 )
 
 // Record is one audit record. Zero-valued optional fields are omitted.
