@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -703,6 +704,10 @@ func writeRecognition(w io.Writer, e *explanation, indent string) {
 	line("method", e.Method)
 	line("operation", e.Operation)
 	line("scopes", strings.Join(e.Scopes, " "))
+	if e.CallerReason != "" {
+		line("reason", strconv.Quote(e.CallerReason))
+	}
+	line("project", e.UserProject)
 }
 
 // writeEvaluations prints every rule's value, in evaluation order; an

@@ -94,6 +94,11 @@ type Record struct {
 	PolicyRule   string
 	PolicyEffect string
 	PolicyDryRun bool
+	// Reason and UserProject are the request reason and quota project the
+	// caller named (X-Goog-Request-Reason, X-Goog-User-Project, or their
+	// system parameters), on every decision.
+	Reason      string
+	UserProject string
 }
 
 // MarshalLogObject writes the record's fields flat, in a fixed order, so
@@ -141,6 +146,12 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if r.PolicyDryRun {
 		enc.AddBool("policy_dry_run", true)
+	}
+	if r.Reason != "" {
+		enc.AddString("reason", r.Reason)
+	}
+	if r.UserProject != "" {
+		enc.AddString("user_project", r.UserProject)
 	}
 	if r.Stage == StageCompleted {
 		enc.AddFloat64("duration", r.Duration.Seconds())

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	auditpb "google.golang.org/genproto/googleapis/cloud/audit"
 	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/genproto/googleapis/rpc/context/attribute_context"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -116,10 +117,14 @@ func cloudAuditLog(r *Record) (*auditpb.AuditLog, error) {
 	if r.Principal != "" {
 		al.AuthenticationInfo = &auditpb.AuthenticationInfo{PrincipalEmail: valid(r.Principal)}
 	}
-	if r.ClientIP != "" || r.UserAgent != "" {
+	if r.ClientIP != "" || r.UserAgent != "" || r.Reason != "" {
 		al.RequestMetadata = &auditpb.RequestMetadata{
 			CallerIp:                valid(r.ClientIP),
 			CallerSuppliedUserAgent: valid(r.UserAgent),
+		}
+		if r.Reason != "" {
+			// Where Google's own audit logs put the caller's justification.
+			al.RequestMetadata.RequestAttributes = &attribute_context.AttributeContext_Request{Reason: valid(r.Reason)}
 		}
 	}
 	if r.Stage == StageCompleted {
@@ -168,7 +173,7 @@ func cloudMetadata(r *Record) (*structpb.Struct, error) {
 	if err := r.MarshalLogObject(enc); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"audit_id", "service", "operation", "principal", "client_ip", "user_agent"} {
+	for _, k := range []string{"audit_id", "service", "operation", "principal", "client_ip", "user_agent", "reason"} {
 		delete(enc.Fields, k)
 	}
 	for k, v := range enc.Fields {

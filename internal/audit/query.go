@@ -62,11 +62,15 @@ type queryLine struct {
 		AuthenticationInfo struct {
 			PrincipalEmail string `json:"principalEmail"`
 		} `json:"authenticationInfo"`
+		RequestMetadata struct {
+			RequestAttributes struct {
+				Reason string `json:"reason"`
+			} `json:"requestAttributes"`
+		} `json:"requestMetadata"`
 		Metadata struct {
 			Decision    string  `json:"decision"`
 			Method      string  `json:"method"`
 			Status      float64 `json:"status"`
-			Reason      string  `json:"reason"`
 			UserProject string  `json:"user_project"`
 		} `json:"metadata"`
 	} `json:"protoPayload"`
@@ -129,7 +133,7 @@ func (q *Query) Match(line []byte) (QueryRecord, bool) {
 	if p := l.ProtoPayload; p != nil {
 		r.Service, r.Operation, r.Principal = p.ServiceName, p.ResourceName, p.AuthenticationInfo.PrincipalEmail
 		r.Decision, r.Method, r.Status = p.Metadata.Decision, p.Metadata.Method, int(p.Metadata.Status)
-		r.Reason, r.UserProject = p.Metadata.Reason, p.Metadata.UserProject
+		r.Reason, r.UserProject = p.RequestMetadata.RequestAttributes.Reason, p.Metadata.UserProject
 	}
 	stage := q.Stage
 	if stage == "" {

@@ -71,6 +71,9 @@ type Cancel struct {
 	// the policy.
 	Headers http.Header
 	Time    time.Time
+	// Reason and UserProject are the request reason and the quota project
+	// the caller named (see Caller), recorded and offered to the policy.
+	Reason, UserProject string
 }
 
 // MethodID is the record's method: the discovery id, "unlisted", or ""
@@ -207,6 +210,9 @@ func NewRecord(r *http.Request, auditID string, x *Cancel) audit.Record {
 		ClientIP:  clientIP,
 		UserAgent: r.UserAgent(),
 		Protocol:  x.Protocol,
+
+		Reason:      x.Reason,
+		UserProject: x.UserProject,
 	}
 }
 
@@ -378,6 +384,9 @@ func (c *Core) applyPolicy(x *Cancel, rec *audit.Record, info *credential.Info, 
 		Service:   x.Service,
 		Method:    rec.Method,
 		Name:      x.Operation,
+
+		Reason:      x.Reason,
+		UserProject: x.UserProject,
 	}
 	var d policy.Decision
 	if t != nil {

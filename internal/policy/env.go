@@ -40,6 +40,10 @@ var attributes = map[string]map[string]attribute{
 			func(in *Input) ref.Val { return types.NewStringStringMap(types.DefaultTypeAdapter, in.Headers) },
 			func(in *Input) bool { return len(in.Headers) > 0 }},
 		"protocol": {types.StringType, func(in *Input) ref.Val { return types.String(in.Protocol) }, func(in *Input) bool { return in.Protocol != "" }},
+		// Always set, "" when the caller gave none, so that a rule can
+		// require one without has().
+		"reason":       {types.StringType, func(in *Input) ref.Val { return types.String(in.Reason) }, func(*Input) bool { return true }},
+		"user_project": {types.StringType, func(in *Input) ref.Val { return types.String(in.UserProject) }, func(*Input) bool { return true }},
 	},
 	authType: {
 		"principal": {types.StringType, func(in *Input) ref.Val { return types.String(in.Principal) }, func(in *Input) bool { return in.Principal != "" }},
