@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -120,8 +121,8 @@ func (q *Query) Match(line []byte) (QueryRecord, bool) {
 	if !q.mayMatch(line) {
 		return QueryRecord{}, false
 	}
-	var l queryLine
-	if json.Unmarshal(line, &l) != nil || l.AuditID == "" {
+	l, err := readQueryLine(line)
+	if err != nil || l.AuditID == "" {
 		return QueryRecord{}, false
 	}
 	sec, frac := math.Modf(l.TS)
@@ -183,4 +184,58 @@ func QueryReader(r io.Reader, q *Query, fn func(line []byte, r *QueryRecord) err
 		err = ferr
 	}
 	return err
+}
+
+// readQueryLine reads a record line: the flat format's top-level fields
+// by scanning (most lines), a line with a protoPayload with encoding/json.
+func readQueryLine(line []byte) (queryLine, error) {
+	var l queryLine
+	cloud, bad := false, false
+	err := scanTop(line, func(key, val []byte) bool {
+		var to *string
+		switch string(key) {
+		case `"protoPayload"`:
+			cloud = true
+			return false
+		case `"ts"`:
+			ts, err := strconv.ParseFloat(string(val), 64)
+			l.TS, bad = ts, err != nil
+			return !bad
+		case `"status"`:
+			n, err := strconv.Atoi(string(val))
+			l.Status, bad = n, err != nil
+			return !bad
+		case `"audit_id"`:
+			to = &l.AuditID
+		case `"stage"`:
+			to = &l.Stage
+		case `"decision"`:
+			to = &l.Decision
+		case `"service"`:
+			to = &l.Service
+		case `"method"`:
+			to = &l.Method
+		case `"operation"`:
+			to = &l.Operation
+		case `"principal"`:
+			to = &l.Principal
+		case `"reason"`:
+			to = &l.Reason
+		case `"user_project"`:
+			to = &l.UserProject
+		default:
+			return true
+		}
+		s, ok := stringValue(val)
+		*to, bad = s, !ok
+		return ok
+	})
+	if err == nil && bad {
+		err = errNotObject
+	}
+	if cloud {
+		l = queryLine{}
+		err = json.Unmarshal(line, &l)
+	}
+	return l, err
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // The caller's reason and quota project are recorded in both formats, the
@@ -43,4 +44,45 @@ func trimNL(b []byte) []byte {
 		return b[:n-1]
 	}
 	return b
+}
+
+// Query's scanner reads what encoding/json reads, whatever the values hold.
+func TestQueryReadsRecordsAsEncodingJSONDoes(t *testing.T) {
+	for _, r := range []*Record{
+		completed("plain"),
+		func() *Record {
+			r := completed(`q"uote\back`)
+			r.Principal, r.Operation = "ü@exämple.com", "operations/{\"x\":[1,2]}"
+			r.Reason, r.UserProject = "CHG-1\n\ttab \u2028 \\u0041", "p"
+			return r
+		}(),
+	} {
+		line := trimNL([]byte(encodeLine(t, r)))
+		got, err := readQueryLine(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want queryLine
+		if err := json.Unmarshal(line, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("scanned %+v\nencoding/json %+v", got, want)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{"audit_id":}`, `{"audit_id":"x"`, `{"ts":"soon","audit_id":"x"}`, `{"a":{"b":"}"}`} {
+		if _, err := readQueryLine([]byte(bad)); err == nil {
+			t.Errorf("readQueryLine(%q) read a record", bad)
+		}
+	}
+}
+
+// FuzzQueryLine: query's scanner answers every line, never panics.
+func FuzzQueryLine(f *testing.F) {
+	f.Add([]byte(`{"level":"info","ts":1.5,"audit_id":"a","stage":"completed","status":200,"protoPayload":{"x":[1,{"y":"\""}]}}`))
+	f.Add([]byte(`{"audit_id":"\u00e9\\","nested":[[[{}]]]}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		_, _ = (&Query{Reason: "x", Since: time.Unix(1, 0)}).Match(line)
+		_, _ = readQueryLine(line)
+	})
 }
