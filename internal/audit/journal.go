@@ -176,7 +176,9 @@ const defaultCheckpointInterval = 10 * time.Second
 // the old handler's journal goes on appending to the renamed file until it
 // is closed after the switch, so records in flight land durably in
 // journal.1. Do not rotate by copy and truncate: records appended between
-// the copy and the truncation would be lost.
+// the copy and the truncation would be lost. A sealed journal (Seal) is
+// the exception: its writers follow the path, so that the chain goes on
+// in the new file (see sealer).
 //
 // Each batch is appended under an exclusive flock(2) held across its
 // write, fsync and any truncation, after checking that the file still ends
