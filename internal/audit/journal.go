@@ -317,6 +317,13 @@ func openJournal(path string, opts JournalOptions, fs fileSystem) (*Journal, err
 		return nil, fmt.Errorf("open audit journal %s: %w", path, err)
 	}
 	j.f = f
+	if j.seal != nil {
+		if err := j.checkSealable(); err != nil {
+			_ = f.Close()
+			_ = j.seal.close()
+			return nil, fmt.Errorf("open audit journal %s: %w", path, err)
+		}
+	}
 	if err := j.announce(); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("open audit journal %s: %w", path, err)
@@ -952,6 +959,24 @@ func (j *Journal) appendLocked(b *batch) error {
 				zap.String("journal", j.path), zap.Error(err))
 		}
 	}
+	return nil
+}
+
+// checkSealable fails at open what would fail every append of a sealed
+// journal: a file that is not a regular one, a chain record that cannot
+// be opened.
+func (j *Journal) checkSealable() error {
+	fi, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("a sealed journal must be a regular file")
+	}
+	if err := j.seal.lockChain(j.path); err != nil {
+		return err
+	}
+	j.seal.unlockChain()
 	return nil
 }
 

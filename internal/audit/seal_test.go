@@ -519,3 +519,64 @@ func FuzzCheckProof(f *testing.F) {
 		_, _ = CheckProof(bytes.NewReader(data), v)
 	})
 }
+
+func TestOpenSealedJournalRefusesWhatCannotBeSealed(t *testing.T) {
+	s, _ := testKeys(t, "gateway.example/audit")
+	if _, err := OpenJournal("/dev/null", JournalOptions{Seal: s}); err == nil || !strings.Contains(err.Error(), "regular file") {
+		t.Fatalf("sealing /dev/null: %v, want an error about a regular file", err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.journal")
+	if err := os.Mkdir(path+".chain", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenJournal(path, JournalOptions{Seal: s}); err == nil || !strings.Contains(err.Error(), "chain record") {
+		t.Fatalf("a chain record that is a directory: %v, want an error naming the chain record", err)
+	}
+}
+
+func TestSealedChainHoldsThroughATornTailAndInterruptedRequests(t *testing.T) {
+	s, v := testKeys(t, "gateway.example/audit")
+	path := filepath.Join(t.TempDir(), "audit.journal")
+	cps := new(checkpoints)
+	j := openSealed(t, path, s, cps)
+	writeRecords(t, j, "done", 3)
+	for i := range 2 {
+		if err := j.Write(received(fmt.Sprintf("cut-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A crash: the journal is not closed (no last checkpoint), and a write
+	// was cut short.
+	j.mu.Lock()
+	j.closed = true // keep the abandoned journal from writing again
+	j.mu.Unlock()
+	if err := j.closeFile(); err != nil { // what the kernel does for a dead process
+		t.Fatal(err)
+	}
+	before := mustRead(t, path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"level":"info","audit_id":"torn`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	j2 := openSealed(t, path, s, cps)
+	after := mustRead(t, path)
+	if !strings.HasPrefix(after, before) {
+		t.Fatal("reopening rewrote bytes that were fsynced")
+	}
+	if n := strings.Count(after[len(before):], `"decision":"interrupted"`); n != 2 {
+		t.Fatalf("%d interrupted completions appended, want 2", n)
+	}
+	writeRecords(t, j2, "later", 2)
+	if err := j2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := verifyFiles(t, v, anchorsOf(cps.all()), path); !res.OK || res.Unsealed != 0 || res.Lines != 10 {
+		t.Fatalf("verify = %+v, want 10 intact lines, all sealed", res)
+	}
+}
