@@ -136,6 +136,31 @@ func (g *sealedGateway) load(workers, each int, prefix string) []string {
 	return ids
 }
 
+// checkMetrics reads the admin endpoint's metrics: checkpoints written,
+// none failed, and when the last one was.
+func (g *sealedGateway) checkMetrics() {
+	g.t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", g.admin))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	values := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && strings.HasPrefix(name, "caddy_lro_cancel_journal_") {
+			values[name], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if values[`caddy_lro_cancel_journal_checkpoints_total{result="written"}`] < 1 ||
+		values[`caddy_lro_cancel_journal_checkpoints_total{result="failed"}`] != 0 ||
+		values["caddy_lro_cancel_journal_last_checkpoint_timestamp_seconds"] < float64(time.Now().Add(-time.Hour).Unix()) {
+		g.t.Errorf("journal metrics = %v, want checkpoints written, none failed, a recent last one", values)
+	}
+}
+
 func newSealedGateway(t *testing.T) *sealedGateway {
 	if testing.Short() {
 		t.Skip("integration test: builds and runs the binary")
@@ -202,6 +227,7 @@ func TestSealedJournalSurvivesReloadsRotationsAndACrash(t *testing.T) {
 	during("crash", g.proc.kill)
 	g.start("restarted")
 	answered = append(answered, g.load(4, 10, "after")...)
+	g.checkMetrics()
 	g.stop()
 
 	files := []string{g.journal + ".1", g.journal + ".2", g.journal}
@@ -364,8 +390,8 @@ func TestSealedJournalSurvivesReloadsRotationsAndACrash(t *testing.T) {
 			editLines(c[2], func(ls []string) []string { return ls[:firstCheckpoint(ls)+1] })
 		}, "truncated"},
 		{"a checkpoint with a bad signature", g.pub, func(c []string) {
-			editLines(c[1], func(ls []string) []string {
-				i := firstCheckpoint(ls[1:]) + 1
+			editLines(c[0], func(ls []string) []string {
+				i := firstCheckpoint(ls)
 				parts := strings.SplitN(ls[i], `\n`, 3)
 				n, _ := strconv.Atoi(parts[1])
 				parts[1] = strconv.Itoa(n + 1)
