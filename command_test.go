@@ -340,3 +340,38 @@ func TestExplainRefusesConflictingCredentialsAsTheGatewayDoes(t *testing.T) {
 		t.Errorf("a token reached the output:\n%s", out.String())
 	}
 }
+
+// explain reads a request with the gateway's own reader: what reads two
+// ways is refused as the gateway would refuse it, and a batch whose bytes
+// hold no cancel is forwarded unparsed.
+func TestExplainReadsEveryReadingAsTheGatewayDoes(t *testing.T) {
+	cfg := servers(`"srv0":{"routes":[{"handle":[` + forwards + `]}]}`)
+	batchOf := func(target string) string {
+		return "--b\r\nContent-Type: application/http\r\n\r\n" + target + " HTTP/1.1\r\n\r\n\r\n--b--\r\n"
+	}
+	tests := []struct {
+		name, method, url, body string
+		header                  map[string]string
+		want                    int
+		wantOut                 string
+	}{
+		{"an override in the query", "GET", vaultCancel + "?$httpMethod=POST", "", nil, exitRefuses, "METHOD_OVERRIDE_REFUSED"},
+		{"an override given twice", "GET", vaultCancel + "?$httpMethod=POST", "", map[string]string{"X-HTTP-Method": "POST"},
+			exitRefuses, "AMBIGUOUS_REQUEST"},
+		{"the legacy host's storage cancel", "POST", "https://www.googleapis.com/storage/v1/b/bkt/operations/o/cancel", "", nil,
+			exitRefuses, "storage.buckets.operations.cancel"},
+		{"a batch whose bytes hold no cancel", "POST", "https://vault.googleapis.com/batch", batchOf("GET /v1/matters"),
+			map[string]string{"Content-Type": "multipart/mixed; boundary=b"}, exitForwards, "forwarded unparsed"},
+		{"a batch holding a cancel, with $httpHeaders", "POST", "https://vault.googleapis.com/batch?$httpHeaders=x",
+			batchOf("POST /v1/operations/x:cancel"), map[string]string{"Content-Type": "multipart/mixed; boundary=b"}, exitRefuses, "AMBIGUOUS_REQUEST"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code, err := runExplain(&out, cfg, explainRequest{Method: tt.method, URL: tt.url, Header: tt.header, Body: tt.body}, alice)
+			if code != tt.want || !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("exit %d (%v), want %d and %q in the output:\n%s", code, err, tt.want, tt.wantOut, out.String())
+			}
+		})
+	}
+}

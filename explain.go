@@ -1,7 +1,9 @@
 package lrocancel
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -83,8 +85,8 @@ func (h *Handler) explain(r *http.Request, id identity) explanation {
 		r.Header.Set("Authorization", "Bearer "+standInToken)
 	}
 	rd := h.recognizer.reader.Read(r)
-	if rd.Door == reading.Batch && rd.Refusal == reading.NoRefusal {
-		return h.explainBatch(r, rd.ContentType, id)
+	if rd.Door == reading.Batch {
+		return h.explainBatch(r, &rd, id)
 	}
 	return h.explainReading(r, &rd, id)
 }
@@ -130,9 +132,22 @@ func (h *Handler) explainReading(r *http.Request, rd *reading.Reading, id identi
 
 // explainBatch explains each embedded request of a batch as if sent alone;
 // the batch's answer is its first refusal.
-func (h *Handler) explainBatch(r *http.Request, contentType string, id identity) explanation {
+func (h *Handler) explainBatch(r *http.Request, rd *reading.Reading, id identity) explanation {
 	e := explanation{Door: govern.ProtocolBatch, Governed: true, Decision: audit.Forwarded}
-	_, parts, problem := batch.Read(r.Body, contentType, batch.MaxBytes, batch.MaxParts)
+	raw, problem := batch.ReadBounded(r.Body, batch.MaxBytes)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if problem == nil && !reading.MayHoldCancel(raw) {
+		return explanation{Note: "a batch whose bytes hold no cancel under any reading: forwarded unparsed and unrecorded"}
+	}
+	if rd.Refusal != reading.NoRefusal {
+		e = h.explainReading(r, rd, id)
+		e.Door = govern.ProtocolBatch
+		return e
+	}
+	var parts []batch.Part
+	if problem == nil {
+		parts, problem = batch.Parse(raw, rd.ContentType, batch.MaxParts)
+	}
 	if problem != nil {
 		e.Decision, e.Status, e.Reason = audit.InvalidRequest, http.StatusBadRequest, "INVALID_BATCH"
 		e.Steps = []govern.Step{{Check: "batch", Outcome: problem.Description}}

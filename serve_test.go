@@ -102,6 +102,9 @@ type serveCase struct {
 
 const lroPath = "/google.longrunning.Operations/CancelOperation"
 
+// cancelPart is a batch (boundary b) of one vault cancel.
+const cancelPart = "--b\r\nContent-Type: application/http\r\n\r\nPOST /v1/operations/x:cancel HTTP/1.1\r\n\r\n\r\n--b--\r\n"
+
 // A fast table of every front door through ServeHTTP, with a
 // caddyhttp.HandlerFunc as the upstream: status, gRPC status, reason,
 // whether the upstream saw the request (and its exact bytes) and the record.
@@ -185,6 +188,32 @@ func TestServeHTTPGovernsEveryFrontDoor(t *testing.T) {
 		{name: "$rpc with a query credential is refused", method: "POST", host: "vault.googleapis.com",
 			path: "/$rpc" + lroPath + "?access_token=ya29.scoped", header: []string{"Content-Type", "application/x-protobuf"}, body: msg,
 			wantStatus: 400, wantReason: "QUERY_NOT_ALLOWED", wantRecord: audit.InvalidRequest, wantProto: "rpc", wantGRPCRec: 3},
+		// What reads two ways is refused by the reader, in the caller's own encoding.
+		{name: "REST: $httpMethod beside an override header is ambiguous", method: "GET", host: "vault.googleapis.com",
+			path: "/v1/operations/x:cancel?$httpMethod=POST", header: []string{"Authorization", "Bearer ya29.scoped", "X-HTTP-Method", "POST"},
+			wantStatus: 400, wantReason: "AMBIGUOUS_REQUEST", wantRecord: audit.AmbiguousRequest, wantProto: "http"},
+		{name: "REST: a GET that $httpMethod makes a cancel is an override", method: "GET", host: "vault.googleapis.com",
+			path: "/v1/operations/x:cancel?%24httpMethod=POST", header: []string{"Authorization", "Bearer ya29.scoped"},
+			wantStatus: 400, wantReason: "METHOD_OVERRIDE_REFUSED", wantRecord: audit.InvalidRequest, wantProto: "http"},
+		{name: "REST: the legacy host's storage cancel is governed", method: "POST", host: "www.googleapis.com",
+			path: "/storage/v1/b/bkt/operations/op/cancel", header: []string{"Authorization", "Bearer ya29.scoped"},
+			wantStatus: 403, wantReason: "ACCESS_TOKEN_SCOPE_INSUFFICIENT", wantRecord: audit.ScopeInsufficient, wantProto: "http"},
+		{name: "gRPC: a lower-case method is ambiguous", method: "post", host: "vault.googleapis.com",
+			path: lroPath, header: grpcH, body: grpcFrame(msg),
+			wantStatus: 200, wantGRPC: "3", wantReason: "AMBIGUOUS_REQUEST", wantRecord: audit.AmbiguousRequest, wantProto: "grpc", wantGRPCRec: 3},
+		{name: "gRPC-Web: $ct beside a Content-Type that disagrees is ambiguous", method: "POST", host: "vault.googleapis.com",
+			path: lroPath + "?$ct=application/grpc-web-text", header: web, body: grpcFrame(msg),
+			wantStatus: 200, wantGRPC: "3", wantReason: "AMBIGUOUS_REQUEST", wantRecord: audit.AmbiguousRequest, wantProto: "grpc-web", wantGRPCRec: 3},
+		{name: "$rpc: matrix parameters are ambiguous", method: "POST", host: "vault.googleapis.com",
+			path: "/$rpc" + lroPath + ";a=b", header: rpcProto, body: msg,
+			wantStatus: 400, wantReason: "AMBIGUOUS_REQUEST", wantRecord: audit.AmbiguousRequest, wantProto: "rpc", wantGRPCRec: 3},
+		{name: "batch: $httpHeaders on a batch that may hold a cancel is ambiguous", method: "POST", host: "vault.googleapis.com",
+			path: "/batch?$httpHeaders=x", header: []string{"Content-Type", "multipart/mixed; boundary=b"}, body: []byte(cancelPart),
+			wantStatus: 400, wantReason: "AMBIGUOUS_REQUEST", wantRecord: audit.AmbiguousRequest, wantProto: "batch"},
+		{name: "batch: a batch whose bytes hold no cancel passes unparsed, however it reads", method: "POST", host: "vault.googleapis.com",
+			path: "/batch?$httpHeaders=x", header: []string{"Content-Type", "text/plain", "Content-Type", "multipart/mixed"},
+			body:       []byte("--b\r\nContent-Type: application/http\r\n\r\nGET /v1/matters HTTP/1.1\r\n\r\nnot even closed"),
+			wantStatus: 200, forwarded: true},
 		{name: "another gRPC method passes untouched", method: "POST", host: "vault.googleapis.com",
 			path: "/google.longrunning.Operations/GetOperation", header: grpcEmail, body: grpcFrame(msg),
 			wantStatus: 200, forwarded: true},

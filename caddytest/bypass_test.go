@@ -132,6 +132,11 @@ func ambiguousPath() bypassAnswer {
 	return bypassAnswer{status: 400, reason: "AMBIGUOUS_PATH", decision: "invalid_path"}
 }
 
+// ambiguousRequest is the reader's refusal of what reads two ways.
+func ambiguousRequest(part string) bypassAnswer {
+	return bypassAnswer{status: 400, reason: "AMBIGUOUS_REQUEST", part: part, decision: "ambiguous_request"}
+}
+
 // unbindable is Google's answer to a query parameter that no field of the
 // request takes; the pipeline's step is the request's, so either decision.
 func unbindable(part string) bypassAnswer {
@@ -298,7 +303,15 @@ func bypassCases() []bypassCase {
 		inBatch(bypassCase{name: "outer system parameter applies to every part",
 			cancels: []bypassCancel{vaultX.inPart(1, "")}, unscoped: scopeRefused("1"), withScope: forwarded()},
 			"/batch?alt=json", httpPart("", cancelX)),
+		// A part naming another API than its batch reads two ways (which
+		// API's batch governs it?), except on the global batch endpoint.
 		inBatch(bypassCase{name: "part with an absolute URL to another API", scoped: tokenCloud,
+			cancels: []bypassCancel{sqlO.inPart(1, "")}, unscoped: ambiguousRequest("1"), withScope: ambiguousRequest("1")},
+			"/batch", httpPart("", embedded("POST https://sqladmin.googleapis.com"+sqlCancelO+" HTTP/1.1", ""))),
+		inBatch(bypassCase{name: "part with a Host naming another API", scoped: tokenCloud,
+			cancels: []bypassCancel{sqlO.inPart(1, "")}, unscoped: ambiguousRequest("1"), withScope: ambiguousRequest("1")},
+			"/batch", httpPart("", embedded("POST "+sqlCancelO+" HTTP/1.1\nHost: sqladmin.googleapis.com", ""))),
+		inBatch(bypassCase{name: "part naming its API on the global batch endpoint", host: "www.googleapis.com", scoped: tokenCloud,
 			cancels: []bypassCancel{sqlO.inPart(1, "")}, unscoped: scopeRefused("1"), withScope: forwarded()},
 			"/batch", httpPart("", embedded("POST https://sqladmin.googleapis.com"+sqlCancelO+" HTTP/1.1", ""))),
 		inBatch(bypassCase{name: "storage cancel via storage's batch path", host: "storage.googleapis.com", scoped: tokenCloud,

@@ -9,8 +9,9 @@ import (
 
 // IsBatchPath reports whether some reading of escapedPath
 // (r.URL.EscapedPath()) is addressed to an HTTP batch endpoint: its first
-// segment is "batch", in any letter case, whatever follows it ("/batch",
-// "/batch/vault/v1", "/batch/storage/v1", and also "/batch/cancel/x"):
+// segment is "batch" (or its first two "upload" and "batch"), in any
+// letter case, whatever follows ("/batch", "/batch/vault/v1",
+// "/batch/storage/v1", "/upload/batch", and also "/batch/cancel/x"):
 // Google's front end serves the batch endpoint on every host it serves, and
 // what the rest of such a path holds is for Google, not the gateway, to
 // refuse. Whether the host is one Google serves is the caller's question.
@@ -43,9 +44,16 @@ func IsBatchPath(escapedPath string) bool {
 // batchPrefix starts every batch path.
 const batchPrefix = "/batch"
 
-// batchFirst reports whether path's first segment is "batch", in any
-// letter case.
+// uploadPrefix starts the upload endpoints' paths, under which a batch
+// path may stand too ("/upload/batch").
+const uploadPrefix = "/upload"
+
+// batchFirst reports whether path's first segment is "batch", or its
+// first two "upload" and "batch", in any letter case.
 func batchFirst(path string) bool {
+	if len(path) >= len(uploadPrefix) && strings.EqualFold(path[:len(uploadPrefix)], uploadPrefix) {
+		path = path[len(uploadPrefix):]
+	}
 	if len(path) < len(batchPrefix) || !strings.EqualFold(path[:len(batchPrefix)], batchPrefix) {
 		return false
 	}
@@ -76,9 +84,10 @@ func spellsBatch(path string) bool {
 // one of Google's system parameters, which every method takes besides its
 // own (Method.Query): a top-level parameter of the discovery documents
 // (access_token, alt, callback, fields, key, oauth_token, prettyPrint,
-// quotaUser, upload_protocol, uploadType, $.xgafv, ...), or one's
-// "$"-prefixed form ("$alt", "$fields"), which Google's front end reads
-// alike. Names are case-sensitive, as Google's are. It does not allocate.
+// quotaUser, upload_protocol, uploadType, $.xgafv, ...) or one Google
+// documents for every API (ct, requestReason, userProject), or one's
+// "$"-prefixed form ("$alt", "$ct", "$userProject"), which Google's front
+// end reads alike. Names are case-sensitive, as Google's are. It does not allocate.
 func IsSystemParam(name string) bool {
 	if isSystemParam(name) {
 		return true
@@ -89,5 +98,12 @@ func IsSystemParam(name string) bool {
 
 func isSystemParam(name string) bool {
 	_, ok := slices.BinarySearch(systemParams[:], name)
-	return ok
+	return ok || slices.Contains(documentedParams[:], name)
 }
+
+// documentedParams are system parameters Google documents for every API
+// (cloud.google.com/apis/docs/system-parameters) that the discovery
+// documents do not list: the content type ($ct, which replaces the
+// Content-Type header), the quota project and the request reason (which
+// the gateway records).
+var documentedParams = [...]string{"ct", "requestReason", "userProject"}

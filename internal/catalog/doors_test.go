@@ -38,7 +38,10 @@ func TestIsBatchPathReadsEverySpellingOfABatchPath(t *testing.T) {
 		{"an encoded slash that a dot-dot segment drops", "/x%2Fy/../batch", true},
 		{"an encoded slash as a trailing slash", "/batch%2F", true},
 
+		{"under the upload prefix", "/upload/batch", true},
+		{"under the upload prefix in capitals", "/UPLOAD/Batch/drive/v3", true},
 		{"a longer first segment", "/batches", false},
+		{"upload without batch", "/upload/storage/v1/b/x/o", false},
 		{"batch below the root", "/v1/batch", false},
 		{"a verb after batch", "/batch:run", false},
 		{"a resource named batch-something", "/v1/projects/p/locations/l/batchPredictionJobs/j", false},
@@ -160,6 +163,9 @@ func TestIsSystemParamKnowsGooglesSystemParametersAndTheirDollarForms(t *testing
 		{"$fields", true},
 		{"$prettyPrint", true},
 		{"$quotaUser", true},
+		{"$ct", true},
+		{"$userProject", true},
+		{"requestReason", true},
 
 		{"name", false},
 		{"location", false}, // sqladmin's own, not a system parameter
@@ -212,4 +218,15 @@ func FuzzIsBatchPath(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestContainsCancelOrBatchFindsEitherWordInAnyLetterCase(t *testing.T) {
+	for s, want := range map[string]bool{
+		"/v1/operations/x:cancel": true, "/v1/x/CANCEL": true, "/Batch": true, "/batc": false,
+		"/cancE": false, "/v1/b/bb/c/cc": false, "": false, "/google.longrunning.Operations/CancelOperation": true,
+	} {
+		if got := catalog.ContainsCancelOrBatch(s); got != want {
+			t.Errorf("ContainsCancelOrBatch(%q) = %v, want %v", s, got, want)
+		}
+	}
 }

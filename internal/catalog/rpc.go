@@ -135,13 +135,24 @@ func containsFold(s, word string) bool {
 	return false
 }
 
-// ContainsCancel reports whether s contains "cancel" in any letter case:
-// every path of a cancel, REST or RPC, does.
-func ContainsCancel(s string) bool { return containsFold(s, "cancel") }
-
-// ContainsBatch reports whether s contains "batch" in any letter case, as
-// every decoded spelling of a batch path does.
-func ContainsBatch(s string) bool { return containsFold(s, "batch") }
+// ContainsCancelOrBatch reports whether s contains "cancel" or "batch" in
+// any letter case, as every decoded path of a cancel (REST or RPC) and of
+// a batch does. It does not allocate.
+func ContainsCancelOrBatch(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] | 0x20 {
+		case 'c':
+			if i+len("cancel") <= len(s) && strings.EqualFold(s[i:i+len("cancel")], "cancel") {
+				return true
+			}
+		case 'b':
+			if i+len("batch") <= len(s) && strings.EqualFold(s[i:i+len("batch")], "batch") {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // RecognizeRPC finds the method a cancel RPC with these field values
 // (parallel to rpc.Fields) is on host, under the pinned services when

@@ -57,7 +57,7 @@ func decodeAt(s string, i int) (byte, bool) {
 	if i+2 >= len(s) {
 		return 0, false
 	}
-	hi, lo := unhex(s[i+1]), unhex(s[i+2])
+	hi, lo := Unhex(s[i+1]), Unhex(s[i+2])
 	if hi < 0 || lo < 0 {
 		return 0, false
 	}

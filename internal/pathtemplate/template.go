@@ -337,7 +337,7 @@ func (p *parser) literal(s string, off int) error {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == '%' {
-			if i+2 >= len(s) || unhex(s[i+1]) < 0 || unhex(s[i+2]) < 0 {
+			if i+2 >= len(s) || Unhex(s[i+1]) < 0 || Unhex(s[i+2]) < 0 {
 				return p.fail(off+i, "malformed percent-escape")
 			}
 			i += 2
@@ -364,7 +364,8 @@ func isUnreserved(c byte) bool {
 		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
-func unhex(c byte) int {
+// Unhex returns the value of the hex digit c, or -1 when c is none.
+func Unhex(c byte) int {
 	switch {
 	case '0' <= c && c <= '9':
 		return int(c - '0')

@@ -18,10 +18,12 @@
 //     documents as replacing it: a request with $ct is read with that type.
 //   - Host: the request's (or the pinned services); the catalog's hosts and
 //     their aliases, the shared legacy host www.googleapis.com, and every
-//     other host under googleapis.com and clients6.google.com.
+//     other host under googleapis.com and clients6.google.com. A host
+//     Google does not serve has no REST or batch reading.
 //   - Path: as written and decoded once, cleaned, with %2F read as '/'
 //     (the catalog's Recognize and IsBatchPath), in the ":cancel" and
-//     "/cancel" styles; a gRPC or $rpc method path (catalog.LookupRPC,
+//     "/cancel" styles; without matrix parameters (';', also as %3B) or a
+//     fragment ('#'); a gRPC or $rpc method path (catalog.LookupRPC,
 //     catalog.LookupFallback).
 //   - Query: split at '&', and at ';' too, as some readers split it.
 //
@@ -40,7 +42,7 @@
 // another letter case, $httpHeaders (headers carried in the query, which
 // Google does not document), $ct beside a Content-Type that disagrees or
 // given twice, ';' in the query or the path (a query separator, matrix
-// parameters), or readings of more than one kind (a batch path that is
+// parameters), '#' in the path, or readings of more than one kind (a batch path that is
 // also a cancel path). Refusals the contract names otherwise keep their
 // reasons: an override on a REST cancel is METHOD_OVERRIDE_REFUSED, a path
 // that reads two ways AMBIGUOUS_PATH. A batch part that names another API
@@ -57,6 +59,7 @@ import (
 	"strings"
 
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/pathtemplate"
 )
 
 // Door is the front door a request comes to.
@@ -133,7 +136,7 @@ func (z *Reader) Catalog() *catalog.Catalog { return z.cat }
 // batch path spells one of them once decoded, and no signal changes the
 // path): it costs no allocation.
 func (z *Reader) Read(r *http.Request) Reading {
-	if !catalog.ContainsCancel(r.URL.Path) && !catalog.ContainsBatch(r.URL.Path) {
+	if !catalog.ContainsCancelOrBatch(r.URL.Path) {
 		return Reading{}
 	}
 	return z.read(r, r.Host, "")
@@ -148,7 +151,7 @@ func (z *Reader) Read(r *http.Request) Reading {
 // is read under the host it names. A part that is itself a batch reads
 // two ways too (the batch reader refuses those first).
 func (z *Reader) ReadPart(part *http.Request, named, batchHost, batchPath string) Reading {
-	if !catalog.ContainsCancel(part.URL.Path) && !catalog.ContainsBatch(part.URL.Path) {
+	if !catalog.ContainsCancelOrBatch(part.URL.Path) {
 		return Reading{}
 	}
 	global := isGlobalBatch(batchHost, batchPath)
@@ -289,7 +292,11 @@ func readSignals(r *http.Request, s *signals) {
 			}
 			s.ct = value
 		case "$httpHeaders":
+			// The headers it carries may override the method: every method
+			// that can make a cancel or a batch is a reading.
 			s.twoWays("Headers carried in the query ($httpHeaders) are not read by this gateway.")
+			s.addMethod(http.MethodPost)
+			s.addMethod(http.MethodGet)
 		}
 	}
 	if ctGiven > 1 {
@@ -332,22 +339,29 @@ func (z *Reader) read(r *http.Request, host, otherHost string) Reading {
 	var s signals
 	readSignals(r, &s)
 	escaped := r.URL.EscapedPath()
-	// The path as written, and without matrix parameters, which some
-	// readers drop from every segment ("/v1/operations/x:cancel;a=b").
-	paths := [2]string{escaped}
-	decoded := [2]string{r.URL.Path}
-	matrix := strings.IndexByte(escaped, ';') >= 0
-	if matrix {
-		paths[1], decoded[1] = stripMatrix(escaped), stripMatrix(r.URL.Path)
+	// The path as written; and, when it holds ';' or '#' (as written or
+	// decoded once: %3B, a raw '#' Go keeps in the path), without matrix
+	// parameters ("/v1/operations/x:cancel;a=b") or a fragment, as some
+	// readers drop them.
+	paths := [3]string{escaped}
+	decoded := [3]string{r.URL.Path}
+	n := 1
+	if strings.IndexByte(escaped, ';') >= 0 {
+		paths[n], decoded[n] = stripMatrix(escaped), stripMatrix(r.URL.Path)
+		n++
 	}
+	if strings.ContainsAny(r.URL.Path, ";#") {
+		d, _, _ := strings.Cut(r.URL.Path, "#")
+		d = stripMatrix(d)
+		paths[n], decoded[n] = pathtemplate.Escape(d), d
+		n++
+	}
+	extra := n > 1
 
 	var rd Reading
 	var restMethod string
 	var rest, batch, grpc, rpc bool
-	for i, p := range paths {
-		if i > 0 && !matrix {
-			break
-		}
+	for i, p := range paths[:n] {
 		// REST: the strongest recognition under any method reading and host.
 		res, m := z.restReading(s.methods[:s.n], host, p)
 		if otherHost != "" {
@@ -396,8 +410,8 @@ func (z *Reader) read(r *http.Request, host, otherHost string) Reading {
 		return ambiguous(rd, s.why)
 	case kinds > 1:
 		return ambiguous(rd, "The request is a cancel or a batch in more than one way.")
-	case matrix:
-		return ambiguous(rd, "The request path holds ';', which some readers take to start matrix parameters.")
+	case extra:
+		return ambiguous(rd, "The request path holds ';' or '#', which some readers take to start matrix parameters or a fragment.")
 	case otherHost != "":
 		return ambiguous(rd, "A batch part names another API than the batch it is in.")
 	case rd.Door == REST && (s.override > 0 || restMethod != r.Method):
@@ -450,9 +464,13 @@ func (s *signals) has(m string) bool {
 
 // restReading is the strongest REST recognition of escaped on host (or the
 // pinned services) under any of the methods, and the method it was found
-// under.
+// under. A host Google does not serve has none: what the catalog does not
+// name there could only be an unlisted cancel, which is a Google host's.
 func (z *Reader) restReading(methods []string, host, escaped string) (catalog.Result, string) {
 	var best catalog.Result
+	if !z.serves(host) {
+		return best, ""
+	}
 	var under string
 	for _, m := range methods {
 		res := z.cat.RecognizeIn(z.services, host, upperMethod(m), escaped)
@@ -491,9 +509,10 @@ func (z *Reader) service(host string) string {
 	return z.cat.Service(host)
 }
 
-// serves reports whether host is one Google serves, as far as batches go:
-// a pinned route, a host of the catalog or an alias of one, or any host
-// under googleapis.com or clients6.google.com.
+// serves reports whether host is one Google serves: a pinned route, a host
+// of the catalog or an alias of one (or any host, when the config adds
+// templates for every host), or any host under googleapis.com or
+// clients6.google.com.
 func (z *Reader) serves(host string) bool {
 	if len(z.services) > 0 || z.cat.Serves(host) {
 		return true

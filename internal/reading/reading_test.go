@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
+	"github.com/lro-cancel/lro_cancel/internal/door/batch"
 	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
@@ -261,6 +262,53 @@ func FuzzReadAgreesWithReference(f *testing.F) {
 			return in.Kind == kind && (id == "" || in.Method == id)
 		}) && kind != "unlisted" {
 			t.Fatalf("%s %s %s: Read governs it as %s %s, the reference reads %+v", method, host, target, kind, id, ref)
+		}
+	})
+}
+
+// FuzzReadPartAgreesWithReference holds the reader to the reference on the
+// embedded requests of a batch, as the batch reader parses them: a part
+// ReadPart passes has no reading that is a cancel, under its own host or
+// its batch's.
+func FuzzReadPartAgreesWithReference(f *testing.F) {
+	for _, s := range [][3]string{
+		{vault, "/batch", "POST /v1/operations/x:cancel HTTP/1.1\r\n"},
+		{vault, "/batch", "POST https://storage.googleapis.com/storage/v1/b/b/operations/o/cancel HTTP/1.1\r\n"},
+		{"www.googleapis.com", "/batch", "POST /v1/operations/x:cancel HTTP/1.1\r\nHost: vault.googleapis.com\r\n"},
+		{"foo.googleapis.com", "/batch/foo/v1", "GET /v1/operations/x:cancel?$httpMethod=POST HTTP/1.1\r\n"},
+		{vault, "/batch", "POST /v1/operations/x:cancel;a=b HTTP/1.1\r\n"},
+		{vault, "/batch", "POST /$rpc/google.longrunning.Operations/CancelOperation HTTP/1.1\r\nContent-Type: application/json\r\n"},
+		{vault, "/batch", "GET /v1/matters HTTP/1.1\r\n"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	z := reading.New(catalog.Default(), nil)
+	f.Fuzz(func(t *testing.T, host, batchPath, head string) {
+		u, err := url.ParseRequestURI(batchPath)
+		if err != nil {
+			return
+		}
+		outer := &http.Request{Method: "POST", Host: host, URL: u, Header: http.Header{}}
+		body := "--b\r\nContent-Type: application/http\r\n\r\n" + head + "\r\n--b--\r\n"
+		_, parts, problem := batch.Read(strings.NewReader(body), "multipart/mixed; boundary=b", batch.MaxBytes, batch.MaxParts)
+		if problem != nil {
+			return
+		}
+		for _, p := range parts {
+			alone := p.AsAlone(outer)
+			rd := z.ReadPart(alone, p.Request.Host, outer.Host, outer.URL.EscapedPath())
+			if rd.Door != reading.None {
+				continue
+			}
+			ref := reading.Reference(nil, alone)
+			if p.Request.Host != "" {
+				outerHost := *alone
+				outerHost.Host = host
+				ref = append(ref, reading.Reference(nil, &outerHost)...)
+			}
+			if len(ref) > 0 {
+				t.Fatalf("part %q of a batch to %s%s: ReadPart passes it, the reference reads %+v", head, host, batchPath, ref)
+			}
 		}
 	})
 }

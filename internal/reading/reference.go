@@ -21,9 +21,11 @@ type Interpretation struct {
 // Reference is the reference reader: Read's slow, obvious twin. It
 // enumerates every combination of the readings the package doc lists —
 // each method (the request's, each override header's items, each
-// $httpMethod), each host (the pinned services, else the request's), each
-// path (as written, without matrix parameters, cleaned as a lenient server
-// reads it, with %2F read as '/') — and says what each combination is,
+// $httpMethod, and every method when $httpHeaders may carry an override),
+// each host (the pinned services, else the request's), each path (as
+// written, without matrix parameters, %3B read as ';' too, without a
+// fragment; cleaned as a lenient server reads it, with %2F read as '/') —
+// and says what each combination is,
 // with rules written from the contract rather than from Read's code: the
 // catalog's builtin templates matched one by one, the unlisted rule on
 // split segments, a batch path's first segment, the cancel RPCs' paths
@@ -96,6 +98,10 @@ func referenceMethods(r *http.Request) []string {
 			}
 			methods = append(methods, strings.ToUpper(strings.TrimSpace(value)))
 		}
+		if n, err := url.QueryUnescape(name); err == nil && strings.EqualFold(n, "$httpHeaders") {
+			// Headers carried in the query may carry an override too.
+			methods = append(methods, http.MethodPost, http.MethodGet)
+		}
 	}
 	return methods
 }
@@ -103,7 +109,8 @@ func referenceMethods(r *http.Request) []string {
 // referencePaths are the path readings of an escaped path.
 func referencePaths(escaped string) []string {
 	var paths []string
-	for _, p := range []string{escaped, dropMatrix(escaped)} {
+	noFragment, _, _ := strings.Cut(escaped, "#")
+	for _, p := range []string{escaped, dropMatrix(escaped), noFragment, dropMatrix(strings.NewReplacer("%3B", ";", "%3b", ";").Replace(escaped))} {
 		paths = append(paths, p, pathtemplate.Clean(p),
 			pathtemplate.Clean(strings.NewReplacer("%2F", "/", "%2f", "/").Replace(p)))
 	}
@@ -142,12 +149,12 @@ func interpret(method, host, path string) []Interpretation {
 			listed = true
 		}
 	}
-	if !listed && method == http.MethodPost && isUnlistedPath(path) {
+	if !listed && method == http.MethodPost && isGoogleHost(host) && isUnlistedPath(path) {
 		out = append(out, Interpretation{Kind: "unlisted", Service: service})
 	}
 	if method == http.MethodPost && isGoogleHost(host) {
-		first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-		if strings.EqualFold(first, "batch") {
+		segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+		if strings.EqualFold(segs[0], "batch") || len(segs) > 1 && strings.EqualFold(segs[0], "upload") && strings.EqualFold(segs[1], "batch") {
 			out = append(out, Interpretation{Kind: "batch", Service: service})
 		}
 	}
@@ -156,7 +163,7 @@ func interpret(method, host, path string) []Interpretation {
 
 // isUnlistedPath is the unlisted rule: /<version>/<name>:cancel or
 // /<version>/<name>/cancel, the name holding an "operations" segment with
-// at least one segment after it.
+// something after it.
 func isUnlistedPath(path string) bool {
 	segs := strings.Split(path, "/")
 	if len(segs) < 4 || segs[0] != "" || segs[1] == "" {
@@ -173,7 +180,7 @@ func isUnlistedPath(path string) bool {
 		return false
 	}
 	for i, s := range name {
-		if s == "operations" && i+1 < len(name) {
+		if s == "operations" && strings.Join(name[i+1:], "") != "" {
 			return true
 		}
 	}

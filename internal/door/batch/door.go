@@ -15,6 +15,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/credential"
 	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
+	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
 // The bounds of what is read of a batch to a governed host.
@@ -36,7 +37,10 @@ type governed struct {
 	den  *govern.Denial
 }
 
-// Serve governs a batch: every embedded cancel is decided as if it had
+// Serve governs a batch. Its bytes are read (at most MaxBytes) and scanned
+// once: a batch that holds no cancel under any reading
+// (reading.MayHoldCancel) is forwarded as it is, unparsed. Otherwise every
+// embedded cancel is decided as if it had
 // been sent alone and gets its own record (audit id "<id>#<n>", protocol
 // batch). When all pass, the batch is forwarded byte for byte; when any is
 // refused, nothing is forwarded and the batch is answered with the first
@@ -52,16 +56,26 @@ func Serve(core *govern.Core, service, contentType string, refusal *govern.Denia
 	id := govern.AuditID(r)
 	// Read sees one Content-Type and the raw bytes: a second Content-Type,
 	// or a whole-body encoding, would let the upstream read another batch.
+	// An encoded body cannot be scanned: refused first.
+	if rest.HasContentEncoding(r.Header) {
+		return refuseUnreadable(core, service, w, r, id, &Problem{Description: "A batch request's body must not be encoded (Content-Encoding)."}, start)
+	}
+	raw, problem := ReadBounded(r.Body, MaxBytes)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	// Scanned, not parsed: bytes that hold no cancel under any reading are
+	// forwarded after one pass, however the batch is framed.
+	if problem == nil && !reading.MayHoldCancel(raw) {
+		return next.ServeHTTP(w, r)
+	}
 	switch {
 	case refusal != nil:
 		return refuse(core, service, w, r, id, refusal, 0, start)
 	case len(r.Header.Values("Content-Type")) > 1:
 		return refuseUnreadable(core, service, w, r, id, &Problem{Description: "A batch request carries more than one Content-Type."}, start)
-	case rest.HasContentEncoding(r.Header):
-		return refuseUnreadable(core, service, w, r, id, &Problem{Description: "A batch request's body must not be encoded (Content-Encoding)."}, start)
+	case problem != nil:
+		return refuseUnreadable(core, service, w, r, id, problem, start)
 	}
-	raw, parts, problem := Read(r.Body, contentType, MaxBytes, MaxParts)
-	r.Body = io.NopCloser(bytes.NewReader(raw))
+	parts, problem := Parse(raw, contentType, MaxParts)
 	if problem != nil {
 		return refuseUnreadable(core, service, w, r, id, problem, start)
 	}

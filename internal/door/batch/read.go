@@ -110,23 +110,29 @@ type Problem struct {
 // Content-Encoding is not identity before calling Read: Google's batch
 // endpoint does not take compressed batches, and Read reads raw bytes.
 func Read(r io.Reader, contentType string, maxBytes int64, maxParts int) (raw []byte, parts []Part, v *Problem) {
-	boundary, v := boundaryOf(contentType)
-	if v != nil {
+	if _, v = boundaryOf(contentType); v != nil {
 		return nil, nil, v
 	}
-	raw, v = readBounded(r, max(maxBytes, 0))
-	if v != nil {
+	if raw, v = ReadBounded(r, maxBytes); v != nil {
 		return raw, nil, v
+	}
+	parts, v = Parse(raw, contentType, maxParts)
+	return raw, parts, v
+}
+
+// Parse reads the parts of a batch whose bytes, sent with the given
+// Content-Type, are raw: at most maxParts of them. On a Problem, parts is
+// nil.
+func Parse(raw []byte, contentType string, maxParts int) ([]Part, *Problem) {
+	boundary, v := boundaryOf(contentType)
+	if v != nil {
+		return nil, v
 	}
 	spans, v := split(raw, boundary, max(maxParts, 0))
 	if v != nil {
-		return raw, nil, v
+		return nil, v
 	}
-	parts, v = readParts(raw, boundary, spans)
-	if v != nil {
-		return raw, nil, v
-	}
-	return raw, parts, nil
+	return readParts(raw, boundary, spans)
 }
 
 // boundaryOf checks the batch's Content-Type and returns its boundary.
@@ -170,8 +176,10 @@ func validBoundary(b string) bool {
 	return true
 }
 
-// readBounded reads r to its end, or to one byte past maxBytes.
-func readBounded(r io.Reader, maxBytes int64) ([]byte, *Problem) {
+// ReadBounded reads r to its end, or to one byte past maxBytes (a batch
+// that is too large, a Problem). The bytes are exactly those taken from r.
+func ReadBounded(r io.Reader, maxBytes int64) ([]byte, *Problem) {
+	maxBytes = max(maxBytes, 0)
 	if r == nil || r == http.NoBody {
 		return nil, nil
 	}

@@ -2,6 +2,8 @@ package grpcdoor
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -80,11 +82,12 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string, refu
 		x.Refusal = refusal
 		return x
 	}
-	if r.URL.RawQuery != "" || r.URL.ForceQuery {
-		// No gRPC client sends a query; a credential in it is scrubbed
-		// before anything logs the URL, and the call is refused.
+	if !QueryOnly(r.URL.RawQuery, "$ct") || r.URL.ForceQuery && r.URL.RawQuery == "" {
+		// No gRPC client sends a query but $ct, which the reader has read
+		// as the content type; a credential in it is scrubbed before
+		// anything logs the URL, and the call is refused.
 		credential.Scrub(r)
-		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED", "A gRPC call carries no query parameters.")
+		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED", "A gRPC call carries no query parameters but $ct.")
 		return x
 	}
 	x.Credential, x.CredentialErr = credential.Extract(r)
@@ -129,6 +132,24 @@ func ResolveMessage(x govern.Cancel, v *body.Violation, values []string, rpc *ca
 		x.Refusal = govern.AmbiguousPath()
 	}
 	return x
+}
+
+// QueryOnly reports whether every parameter of query has one of names, as
+// decoded once ("%24ct" is "$ct"); an empty query has none.
+func QueryOnly(query string, names ...string) bool {
+	for query != "" {
+		var pair string
+		pair, query, _ = strings.Cut(query, "&")
+		if pair == "" {
+			continue
+		}
+		raw, _, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(raw)
+		if err != nil || !slices.Contains(names, name) {
+			return false
+		}
+	}
+	return true
 }
 
 // Screen refuses a gRPC-family call (gRPC, gRPC-Web, $rpc: what names it)

@@ -43,10 +43,11 @@ func CallFor(rpc *catalog.RPC, exact bool, contentType string) Call {
 }
 
 // systemParams are the query parameters a $rpc call may carry: Google's
-// system parameters that change neither the request nor the caller. Any
-// other (a credential, $httpHeaders, $ct, a field) is refused: the gateway
-// reads the credential from the Authorization header only.
-var systemParams = []string{"alt", "$alt", "prettyPrint", "$prettyPrint", "$.xgafv"}
+// system parameters that change neither the request nor the caller, and
+// $ct, which the reader has read as the content type. Any other (a
+// credential, $httpHeaders, a field) is refused: the gateway reads the
+// credential from the Authorization header only.
+var systemParams = []string{"alt", "$alt", "prettyPrint", "$prettyPrint", "$.xgafv", "$ct"}
 
 // Read prepares a $rpc cancel for the core, like the gRPC door: the
 // credential from the Authorization header only, the bounded message put
@@ -61,10 +62,10 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string, refu
 		x.Refusal = refusal
 		return x
 	}
-	if !onlySystemParams(r.URL.RawQuery) {
+	if !grpcdoor.QueryOnly(r.URL.RawQuery, systemParams...) {
 		credential.Scrub(r)
 		x.Refusal = govern.InvalidRequest("QUERY_NOT_ALLOWED",
-			"A $rpc cancel carries its credential in the Authorization header and no query parameters but alt and $.xgafv.")
+			"A $rpc cancel carries its credential in the Authorization header and no query parameters but alt, $.xgafv and $ct.")
 		return x
 	}
 	x.Credential, x.CredentialErr = credential.Extract(r)
@@ -84,25 +85,6 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string, refu
 		v = body.ReadJSON(data, c.RPC.JSONNames, values)
 	}
 	return grpcdoor.ResolveMessage(x, v, values, c.RPC, cat, services, r.Host)
-}
-
-func onlySystemParams(query string) bool {
-	for query != "" {
-		var pair string
-		pair, query, _ = strings.Cut(query, "&")
-		name, _, _ := strings.Cut(pair, "=")
-		if name == "" && pair == "" {
-			continue
-		}
-		ok := false
-		for _, p := range systemParams {
-			ok = ok || name == p
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // Door answers $rpc calls: the code's HTTP status, with a serialized

@@ -1,0 +1,111 @@
+package reading
+
+import (
+	"bytes"
+
+	"github.com/lro-cancel/lro_cancel/internal/pathtemplate"
+)
+
+// MayHoldCancel reports whether the raw bytes of a batch may hold a cancel
+// under some reading of its parts. It answers false only when none can:
+// every embedded request's target would have to spell "cancel" or
+// "batch" (Read's own first test, for a request sent alone), and the bytes
+// hide no letters from one pass over them. So it answers true when the
+// bytes hold, in any letter case:
+//
+//   - "cancel" or "batch" anywhere;
+//   - a percent-escape of an ASCII letter ("%63ancel" decodes to cancel;
+//     an escape is decoded once, so "%2563" hides nothing);
+//   - a Content-Transfer-Encoding or Content-Encoding header whose value
+//     is not identity, binary, 7bit or 8bit, or that cannot be read at a
+//     glance (quoted-printable's "=63" and base64 hide letters; a
+//     compressed part hides its request line).
+//
+// A batch for which it answers false is forwarded after this one pass,
+// unparsed, malformed or not: what Google's front end cannot read it
+// refuses itself, and no reading of it is a cancel. It does not allocate.
+// FuzzScanAgreesWithReference holds it to the reference reader.
+func MayHoldCancel(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '%' {
+			if i+2 < len(raw) && escapesLetter(raw[i+1], raw[i+2]) {
+				return true
+			}
+			continue
+		}
+		switch raw[i] | 0x20 {
+		case 'c':
+			switch {
+			case hasFold(raw[i:], "cancel"):
+				return true
+			case hasFold(raw[i:], "content-transfer-encoding"):
+				if !plainEncoding(raw[i+len("content-transfer-encoding"):]) {
+					return true
+				}
+			case hasFold(raw[i:], "content-encoding"):
+				if !plainEncoding(raw[i+len("content-encoding"):]) {
+					return true
+				}
+			}
+		case 'b':
+			if hasFold(raw[i:], "batch") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasFold(b []byte, word string) bool {
+	if len(b) < len(word) {
+		return false
+	}
+	for i := 0; i < len(word); i++ {
+		if b[i]|0x20 != word[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainEncoding reports whether rest, what follows a header name, is ":"
+// and an encoding that changes no byte (identity, binary, 7bit, 8bit) on
+// the same line.
+func plainEncoding(rest []byte) bool {
+	i := 0
+	for i < len(rest) && (rest[i] == ' ' || rest[i] == '\t') {
+		i++
+	}
+	if i == len(rest) || rest[i] != ':' {
+		return false
+	}
+	i++
+	for i < len(rest) && (rest[i] == ' ' || rest[i] == '\t') {
+		i++
+	}
+	end := i
+	for end < len(rest) && rest[end] != '\r' && rest[end] != '\n' && rest[end] != ' ' && rest[end] != '\t' && rest[end] != ';' {
+		end++
+	}
+	value := rest[i:end]
+	if !bytes.EqualFold(value, []byte("identity")) && !bytes.EqualFold(value, []byte("binary")) &&
+		!bytes.EqualFold(value, []byte("7bit")) && !bytes.EqualFold(value, []byte("8bit")) {
+		return false
+	}
+	// Anything but the line's end after the value (parameters, a second
+	// token, folding) is read another way by someone.
+	for end < len(rest) && (rest[end] == ' ' || rest[end] == '\t') {
+		end++
+	}
+	return end == len(rest) || rest[end] == '\r' || rest[end] == '\n'
+}
+
+// escapesLetter reports whether the hex digits hi, lo encode an ASCII letter.
+func escapesLetter(hi, lo byte) bool {
+	h, l := pathtemplate.Unhex(hi), pathtemplate.Unhex(lo)
+	if h < 0 || l < 0 {
+		return false
+	}
+	c := byte(h<<4|l) | 0x20
+	return 'a' <= c && c <= 'z'
+}

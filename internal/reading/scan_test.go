@@ -1,0 +1,73 @@
+package reading_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/lro-cancel/lro_cancel/internal/door/batch"
+	"github.com/lro-cancel/lro_cancel/internal/reading"
+)
+
+func TestMayHoldCancelAnswersFalseOnlyWhenNoReadingIsACancel(t *testing.T) {
+	part := func(head string) string {
+		return "--b\r\nContent-Type: application/http\r\n\r\n" + head + "\r\n\r\n--b--\r\n"
+	}
+	tests := []struct {
+		name, raw string
+		want      bool
+	}{
+		{"a batch of reads", part("GET /v1/matters/m?alt=json HTTP/1.1"), false},
+		{"Python's binary transfer encoding", "Content-Transfer-Encoding: binary\r\n" + part("GET /drive/v3/files/f HTTP/1.1"), false},
+		{"escapes of no letter", part("GET /v1/files?q=a%20b%2Cc HTTP/1.1"), false},
+		{"an empty batch", "--b--", false},
+
+		{"a cancel", part("POST /v1/operations/x:cancel HTTP/1.1"), true},
+		{"a cancel in capitals", part("POST /v1/operations/x:CANCEL HTTP/1.1"), true},
+		{"a letter escaped", part("POST /v1/operations/x:%63ancel HTTP/1.1"), true},
+		{"an RPC path", part("POST /google.longrunning.Operations/CancelOperation HTTP/1.1"), true},
+		{"a nested batch", part("POST /batch HTTP/1.1"), true},
+		{"quoted-printable", "Content-Transfer-Encoding: quoted-printable\r\n" + part("POST /v1/x:=63ancel HTTP/1.1"), true},
+		{"base64", "content-transfer-encoding: BASE64\r\n" + part("UE9TVA=="), true},
+		{"an encoding with parameters", "Content-Transfer-Encoding: binary; x=y\r\n" + part("GET / HTTP/1.1"), true},
+		{"a folded encoding", "Content-Transfer-Encoding:\r\n binary\r\n" + part("GET / HTTP/1.1"), true},
+		{"a compressed part", "Content-Encoding: gzip\r\n" + part("\x1f\x8b"), true},
+		{"a header name without its colon", "Content-Encoding gzip\r\n" + part("GET / HTTP/1.1"), true},
+	}
+	for _, tt := range tests {
+		if got := reading.MayHoldCancel([]byte(tt.raw)); got != tt.want {
+			t.Errorf("%s: MayHoldCancel = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	raw := []byte(strings.Repeat(part("GET /v1/matters/m HTTP/1.1"), 10))
+	if n := testing.AllocsPerRun(100, func() { reading.MayHoldCancel(raw) }); n != 0 {
+		t.Errorf("MayHoldCancel: %v allocations, want 0", n)
+	}
+}
+
+// FuzzScanAgreesWithReference holds the batch scan to the reference
+// reader: a batch the scan lets through unparsed, whatever its boundary,
+// has no part that any reading makes a cancel.
+func FuzzScanAgreesWithReference(f *testing.F) {
+	f.Add("b", "--b\r\nContent-Type: application/http\r\n\r\nGET /v1/matters HTTP/1.1\r\n\r\n--b--\r\n")
+	f.Add("b", "--b\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nPOST /v1/operations/x:cancel HTTP/1.1\r\n\r\n--b--\r\n")
+	f.Add("x", "--x\nContent-Type: application/http\n\nPOST /v1/operations/x:%63ancel\n\n--x--\n")
+	f.Add("b", "--b\r\nContent-Type: application/http\r\n\r\nPOST https://foo.googleapis.com/v1/p/operations/o/cancel HTTP/1.1\r\n\r\n--b--\r\n")
+	f.Fuzz(func(t *testing.T, boundary, raw string) {
+		if reading.MayHoldCancel([]byte(raw)) {
+			return
+		}
+		parts, problem := batch.Parse([]byte(raw), "multipart/mixed; boundary=\""+boundary+"\"", batch.MaxParts)
+		if problem != nil {
+			return
+		}
+		outer := &http.Request{Method: "POST", Host: vault, URL: &url.URL{Path: "/batch"}, Header: http.Header{}}
+		for _, p := range parts {
+			alone := p.AsAlone(outer)
+			if ref := reading.Reference(nil, alone); len(ref) > 0 {
+				t.Fatalf("the scan lets %q through; the reference reads part %d as %+v", raw, p.Index, ref)
+			}
+		}
+	})
+}
