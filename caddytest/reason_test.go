@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"bytes"
+	"context"
 	"testing"
+	"time"
 )
 
 // The caller's reason and quota project are recorded, decided on by the
@@ -46,5 +49,29 @@ func TestRequestReasonIsRecordedDecidedOnAndForwarded(t *testing.T) {
 				t.Errorf("the upstream got %+v, want the reason and project unchanged", ups)
 			}
 		})
+	}
+}
+
+// A client that hangs up while its token is being verified is recorded
+// client_closed with status 499, and no verifier outage is logged.
+func TestAClientHangingUpDuringVerificationIsNotAVerifierOutage(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	g.tokeninfo.delay.Store(int64(2 * time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req := newRequest(t, "POST", apiURL("vault.googleapis.com", vaultCancel), "", bearer(tokenVault)...).WithContext(ctx)
+	if resp, err := g.tester.Client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the client got %s, want to have hung up first", resp.Status)
+	}
+	recs := g.waitRecords(1)
+	if r := recs[0]; r.str("decision") != "client_closed" || r.num("status") != 499 {
+		t.Fatalf("record %v, want decision client_closed, status 499", r)
+	}
+	if bytes.Contains(g.logs(), []byte("token verifier unavailable")) {
+		t.Errorf("a hang-up was logged as a verifier outage:\n%s", g.logs())
+	}
+	if n := len(g.upstream.requests()); n != 0 {
+		t.Errorf("the upstream got %d requests", n)
 	}
 }
