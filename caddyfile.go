@@ -34,7 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		introspection <url> { client_id <id>  client_secret <secret>  timeout <d>  cache_ttl <d> ... }
 //		jwt { jwks_url <url> | jwks_file <path>  issuer <iss>...  audience <aud>...  algorithms <alg>...
 //		      leeway <d>  timeout <d>  refresh_interval <d>  min_refresh_interval <d>  cache_ttl <d> ... }
-//		audit { stages received completed  journal <path> }
+//		audit { stages received completed  journal <path> { timeout <d>  seal <key-file>  checkpoint <d> } }
 //		policy { allow|deny <name> <cel>  ...  dry_run }
 //		limits { store local|redis <addr> { password_file <f>  db <n>  tls  timeout <d> }
 //		         on_error deny|allow  rule <name> <count> <window> [<cel-key>]  ...  dry_run }
@@ -266,10 +266,15 @@ func (h *Handler) parseAudit(d *caddyfile.Dispenser) error {
 				return err
 			}
 			err = eachSubdirective(d, 2, func(name string) error {
-				if name != "timeout" {
-					return d.Errf("unrecognized journal subdirective '%s'", name)
+				switch name {
+				case "timeout":
+					return parseDuration(d, &a.JournalTimeout)
+				case "seal":
+					return oneArg(d, &a.JournalSeal)
+				case "checkpoint":
+					return parseDuration(d, &a.JournalCheckpoint)
 				}
-				return parseDuration(d, &a.JournalTimeout)
+				return d.Errf("unrecognized journal subdirective '%s'", name)
 			})
 		case "format":
 			a.Format, err = oneOf(d, audit.FormatJSON, audit.FormatCloudAuditLog)

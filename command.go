@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -37,7 +38,7 @@ const (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "lro-cancel",
-		Usage: "explain|test|catalog",
+		Usage: "explain|test|catalog|journal",
 		Short: "Explains and tests lro_cancel decisions, and lists what it governs",
 		Long: `
 Tools for the lro_cancel handler that call no verifier and start no server.
@@ -48,13 +49,14 @@ Tools for the lro_cancel handler that call no verifier and start no server.
            policy rule) it must get
   catalog  the cancel methods the handler knows: ids, templates, hosts,
            scopes, body kinds
+  journal  verify, query and prove the records of a sealed audit journal
 
 explain and test decide through the running handler's own recognition,
 front doors and governance core, with the identity standing in for a
 verified token.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(explainCommand(), testCommand(), catalogCommand())
+			cmd.AddCommand(explainCommand(), testCommand(), catalogCommand(), journalCommand())
 		},
 	})
 }
@@ -703,6 +705,10 @@ func writeRecognition(w io.Writer, e *explanation, indent string) {
 	line("method", e.Method)
 	line("operation", e.Operation)
 	line("scopes", strings.Join(e.Scopes, " "))
+	if e.CallerReason != "" {
+		line("reason", strconv.Quote(e.CallerReason))
+	}
+	line("project", e.UserProject)
 }
 
 // writeEvaluations prints every rule's value, in evaluation order; an

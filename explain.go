@@ -64,6 +64,9 @@ type explanation struct {
 	GRPCStatus    int
 	HasGRPCStatus bool
 	Reason        string
+	// CallerReason and UserProject are the request reason and the quota
+	// project the caller named.
+	CallerReason, UserProject string
 	// Parts are a batch's embedded cancels, explained one by one.
 	Parts []explanation
 }
@@ -97,7 +100,8 @@ func (h *Handler) explainReading(r *http.Request, rd *reading.Reading, id identi
 		return explanation{Note: "not a cancel: passes untouched and unrecorded"}
 	}
 	x, door := h.recognizer.read(r, rd, h.Body == bodyStrict)
-	e := explanation{Door: x.Protocol, Service: x.Service, Method: x.MethodID(), Operation: x.Operation}
+	e := explanation{Door: x.Protocol, Service: x.Service, Method: x.MethodID(), Operation: x.Operation,
+		CallerReason: x.Reason, UserProject: x.UserProject}
 	if h.core.Passes(&x) {
 		e.Note = "unlisted cancel under `unlisted pass`: not governed"
 		return e

@@ -187,6 +187,17 @@ type AuditConfig struct {
 	// Default: 5s.
 	JournalTimeout caddy.Duration `json:"journal_timeout,omitempty"`
 
+	// JournalSeal is the file of the Ed25519 signer key (Go's note format,
+	// made by `caddy lro-cancel journal keygen`) that seals the journal:
+	// every line is then a leaf of one Merkle tree, and signed checkpoints
+	// are appended and logged by http.handlers.lro_cancel.checkpoint.
+	JournalSeal string `json:"journal_seal,omitempty"`
+
+	// JournalCheckpoint is the most time between checkpoints of a sealed
+	// journal while lines are unsealed (there is one at least every 1,000
+	// lines too, and on reload and shutdown). Default: 10s.
+	JournalCheckpoint caddy.Duration `json:"journal_checkpoint,omitempty"`
+
 	// Format is the records' shape in the log and the journal: "json"
 	// (default) or "cloud_audit_log" (Cloud Audit Logs entries).
 	Format string `json:"format,omitempty"`
@@ -337,12 +348,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if h.Audit != nil && h.Audit.Journal != "" {
-		j, err := audit.OpenJournal(h.Audit.Journal, audit.JournalOptions{
+		opts := audit.JournalOptions{
 			Logger:  h.logger.Named("journal"),
 			OnSync:  h.metrics.observeJournal,
 			Timeout: time.Duration(h.Audit.JournalTimeout),
 			Format:  h.Audit.Format,
-		})
+		}
+		if h.Audit.JournalSeal != "" {
+			s, err := audit.LoadSigner(h.Audit.JournalSeal)
+			if err != nil {
+				return fmt.Errorf("lro_cancel: audit journal: %w", err)
+			}
+			opts.Seal = s
+			opts.CheckpointInterval = time.Duration(h.Audit.JournalCheckpoint)
+			opts.OnCheckpoint = h.metrics.observeCheckpoint(h.logger.Named("checkpoint"))
+		}
+		j, err := audit.OpenJournal(h.Audit.Journal, opts)
 		if err != nil {
 			return fmt.Errorf("lro_cancel: opening the audit journal: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
@@ -28,6 +29,8 @@ type metrics struct {
 	journalSync     prometheus.Histogram
 	journalFailures prometheus.Counter
 	limitDecisions  *prometheus.CounterVec
+	checkpoints     *prometheus.CounterVec
+	lastCheckpoint  prometheus.Gauge
 }
 
 const metricsNamespace = "caddy_lro_cancel"
@@ -65,6 +68,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Audit journal writes or fsyncs that failed (each refused its batch of cancels).",
 		}),
 		limitDecisions: limitDecisions(),
+		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "journal_checkpoints_total",
+			Help: "Signed checkpoints a sealed audit journal tried to append, by result: written, failed.",
+		}, []string{"result"}),
+		lastCheckpoint: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "journal_last_checkpoint_timestamp_seconds",
+			Help: "When the sealed audit journal last appended a checkpoint (Unix seconds).",
+		}),
 	}
 	var err error
 	m.requests, err = register(reg, m.requests)
@@ -88,6 +99,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if err == nil {
 		m.limitDecisions, err = register(reg, m.limitDecisions)
+	}
+	if err == nil {
+		m.checkpoints, err = register(reg, m.checkpoints)
+	}
+	if err == nil {
+		m.lastCheckpoint, err = register(reg, m.lastCheckpoint)
 	}
 	return m, err
 }
@@ -187,6 +204,24 @@ func (m *metrics) observeJournal(d time.Duration, err error) {
 	m.journalSync.Observe(d.Seconds())
 	if err != nil {
 		m.journalFailures.Inc()
+	}
+}
+
+// observeCheckpoint returns the sealed journal's checkpoint hook: it
+// counts, and logs each checkpoint through log, so that it leaves the
+// host with Caddy's logs, where an attacker on the gateway cannot
+// rewrite it.
+func (m *metrics) observeCheckpoint(log *zap.Logger) func([]byte, error) {
+	written, failed := m.checkpoints.WithLabelValues("written"), m.checkpoints.WithLabelValues("failed")
+	return func(note []byte, err error) {
+		if err != nil {
+			failed.Inc()
+			log.Error("cannot append a checkpoint to the audit journal", zap.Error(err))
+			return
+		}
+		written.Inc()
+		m.lastCheckpoint.SetToCurrentTime()
+		log.Info("audit journal checkpoint", zap.String("checkpoint", string(note)))
 	}
 }
 

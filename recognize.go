@@ -88,6 +88,7 @@ func (z *recognizer) read(r *http.Request, rd *reading.Reading, strictBody bool)
 		x.Service = rd.Service
 	}
 	x.Headers, x.Time = r.Header, time.Now()
+	x.ReadCaller(r)
 	return x, d
 }
 

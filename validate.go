@@ -77,6 +77,15 @@ func validateConfig(h *Handler) error {
 		if a.JournalTimeout < 0 {
 			return errors.New("lro_cancel: audit: the journal timeout cannot be negative")
 		}
+		if a.JournalCheckpoint < 0 {
+			return errors.New("lro_cancel: audit: the journal checkpoint interval cannot be negative")
+		}
+		if (a.JournalSeal != "" || a.JournalCheckpoint != 0) && a.Journal == "" {
+			return errors.New("lro_cancel: audit: seal and checkpoint need a journal")
+		}
+		if a.JournalCheckpoint != 0 && a.JournalSeal == "" {
+			return errors.New("lro_cancel: audit: a journal checkpoint interval needs a seal key")
+		}
 	}
 	if h.Policy != nil {
 		if _, err := compilePolicy(h.Policy); err != nil {

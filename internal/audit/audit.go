@@ -63,6 +63,9 @@ const (
 	// Interrupted completes, when the journal is next opened, a received
 	// record whose request a crash cut short: nothing more is known.
 	Interrupted Decision = "interrupted"
+	// ClientClosed: the client went away while its token was verified
+	// (status 499): not a verifier outage.
+	ClientClosed Decision = "client_closed"
 )
 
 // Record is one audit record. Zero-valued optional fields are omitted.
@@ -103,6 +106,11 @@ type Record struct {
 	LimitRule   string
 	LimitDryRun bool
 	LimitError  bool
+	// Reason and UserProject are the request reason and quota project the
+	// caller named (X-Goog-Request-Reason, X-Goog-User-Project, or their
+	// system parameters), on every decision.
+	Reason      string
+	UserProject string
 }
 
 // MarshalLogObject writes the record's fields flat, in a fixed order, so
@@ -159,6 +167,12 @@ func (r *Record) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if r.LimitError {
 		enc.AddBool("limit_error", true)
+	}
+	if r.Reason != "" {
+		enc.AddString("reason", r.Reason)
+	}
+	if r.UserProject != "" {
+		enc.AddString("user_project", r.UserProject)
 	}
 	if r.Stage == StageCompleted {
 		enc.AddFloat64("duration", r.Duration.Seconds())

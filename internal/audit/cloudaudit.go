@@ -107,7 +107,7 @@ func (a *cloudAuditLog) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 			return err
 		}
 	}
-	if r.ClientIP != "" || r.UserAgent != "" {
+	if r.ClientIP != "" || r.UserAgent != "" || r.Reason != "" {
 		if err := enc.AddObject("requestMetadata", (*cloudRequestMetadata)(r)); err != nil {
 			return err
 		}
@@ -166,13 +166,26 @@ type cloudRequestMetadata Record
 func (m *cloudRequestMetadata) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	addString(enc, "callerIp", m.ClientIP)
 	addString(enc, "callerSuppliedUserAgent", m.UserAgent)
+	if m.Reason != "" {
+		// Where Google's own audit logs put the caller's justification.
+		return enc.AddObject("requestAttributes", (*cloudRequestAttributes)(m))
+	}
+	return nil
+}
+
+// cloudRequestAttributes is requestMetadata.requestAttributes, a
+// google.rpc.context.AttributeContext.Request: the request reason.
+type cloudRequestAttributes Record
+
+func (a *cloudRequestAttributes) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	addString(enc, "reason", a.Reason)
 	return nil
 }
 
 // cloudMetadataSkips are the json format's keys that the LogEntry or the
 // AuditLog carries in a field of its own, and so are not repeated under
 // metadata.
-var cloudMetadataSkips = [...]string{"audit_id", "service", "operation", "principal", "client_ip", "user_agent"}
+var cloudMetadataSkips = [...]string{"audit_id", "service", "operation", "principal", "client_ip", "user_agent", "reason"}
 
 // cloudMetadata is the AuditLog's metadata, a google.protobuf.Struct: the
 // json format's fields (Record.MarshalLogObject) less cloudMetadataSkips,
@@ -330,6 +343,7 @@ var (
 	_ zapcore.ArrayMarshaler  = (*cloudAuthorization)(nil)
 	_ zapcore.ObjectMarshaler = (*cloudAuthorizationInfo)(nil)
 	_ zapcore.ObjectMarshaler = (*cloudRequestMetadata)(nil)
+	_ zapcore.ObjectMarshaler = (*cloudRequestAttributes)(nil)
 	_ zapcore.ObjectEncoder   = (*cloudMetadata)(nil)
 	_ zapcore.ObjectMarshaler = (*cloudMetadataObject)(nil)
 	_ zapcore.ArrayMarshaler  = (*cloudMetadataArray)(nil)

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	auditpb "google.golang.org/genproto/googleapis/cloud/audit"
+	"google.golang.org/genproto/googleapis/rpc/context/attribute_context"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -48,10 +49,13 @@ func referenceAuditLog(r *Record) (*auditpb.AuditLog, error) {
 	if r.Principal != "" {
 		al.AuthenticationInfo = &auditpb.AuthenticationInfo{PrincipalEmail: valid(r.Principal)}
 	}
-	if r.ClientIP != "" || r.UserAgent != "" {
+	if r.ClientIP != "" || r.UserAgent != "" || r.Reason != "" {
 		al.RequestMetadata = &auditpb.RequestMetadata{
 			CallerIp:                valid(r.ClientIP),
 			CallerSuppliedUserAgent: valid(r.UserAgent),
+		}
+		if r.Reason != "" {
+			al.RequestMetadata.RequestAttributes = &attribute_context.AttributeContext_Request{Reason: valid(r.Reason)}
 		}
 	}
 	if r.Stage == StageCompleted {
@@ -225,19 +229,21 @@ func FuzzCloudAuditEntry(f *testing.F) {
 	r := benchRecord()
 	f.Add(r.AuditID, true, "", string(r.Decision), r.Status, r.UpstreamStatus, r.Service, r.Method, r.Operation,
 		r.Principal, r.TokenID, "https://www.googleapis.com/auth/ediscovery", "", r.ScopeUsed, r.ClientIP, r.UserAgent,
-		int64(r.Duration), "http", 0, false, "", "", false)
+		int64(r.Duration), "http", 0, false, "", "", false, "TICKET-42 rollback", "billing-proj", "per-principal", false, false)
 	f.Add("a\"b", false, "received", "", 0, 0, "\xff", "unlisted", "operations/\x00\n", "\u2028", "\\", "\xfe\xff",
-		"ü", "", "::1", "<&>", int64(-1), "grpc", 14, true, "rule\t", "deny", true)
-	f.Add("", true, "", "forwarded", 204, 0, "", "", "", "", "", "", "", "", "", "\x7f\x1b[0m", int64(0), "", -7, true, "🚀", "", false)
+		"ü", "", "::1", "<&>", int64(-1), "grpc", 14, true, "rule\t", "deny", true, "\xff\x00", "", "", true, true)
+	f.Add("", true, "", "forwarded", 204, 0, "", "", "", "", "", "", "", "", "", "\x7f\x1b[0m", int64(0), "", -7, true, "🚀", "", false, "", "p\"", "r", false, true)
 	f.Fuzz(func(t *testing.T, auditID string, completed bool, stage, decision string, st, upstream int,
 		service, method, operation, principal, tokenID, scope1, scope2, scopeUsed, clientIP, userAgent string,
-		duration int64, protocol string, grpcStatus int, hasGRPC bool, rule, effect string, dryRun bool) {
+		duration int64, protocol string, grpcStatus int, hasGRPC bool, rule, effect string, dryRun bool,
+		reason, userProject, limitRule string, limitDryRun, limitError bool) {
 		r := &Record{
 			AuditID: auditID, Stage: Stage(stage), Decision: Decision(decision), Status: st, UpstreamStatus: upstream,
 			Service: service, Method: method, Operation: operation, Principal: principal, TokenID: tokenID,
 			ScopeUsed: scopeUsed, ClientIP: clientIP, UserAgent: userAgent, Duration: time.Duration(duration),
 			Protocol: protocol, GRPCStatus: grpcStatus, HasGRPCStatus: hasGRPC,
 			PolicyRule: rule, PolicyEffect: effect, PolicyDryRun: dryRun,
+			Reason: reason, UserProject: userProject, LimitRule: limitRule, LimitDryRun: limitDryRun, LimitError: limitError,
 		}
 		if completed {
 			r.Stage = StageCompleted

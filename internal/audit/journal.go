@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/mod/sumdb/note"
 )
 
 const (
@@ -74,7 +75,22 @@ type JournalOptions struct {
 	// Format is the lines' shape, as the log sink's: FormatJSON (the
 	// default when empty) or FormatCloudAuditLog.
 	Format string
+	// Seal, when set, seals the journal (see seal.go): every line carries
+	// its position and the previous line's leaf hash, and checkpoints
+	// signed with this key are appended every CheckpointInterval, after
+	// 1,000 record lines, and on Close.
+	Seal note.Signer
+	// CheckpointInterval is the most time between checkpoints of a sealed
+	// journal while lines are unsealed. Zero means 10s.
+	CheckpointInterval time.Duration
+	// OnCheckpoint, when set, is called after each attempt to append a
+	// checkpoint with its signed note (nil on failure) and the error. It
+	// runs on the journal's goroutine and must not block.
+	OnCheckpoint func(note []byte, err error)
 }
+
+// defaultCheckpointInterval is CheckpointInterval's default.
+const defaultCheckpointInterval = 10 * time.Second
 
 // Journal is the durable audit sink: an append-only file holding one JSON
 // line per record, the same object the log sink writes in the same format.
@@ -160,7 +176,9 @@ type JournalOptions struct {
 // the old handler's journal goes on appending to the renamed file until it
 // is closed after the switch, so records in flight land durably in
 // journal.1. Do not rotate by copy and truncate: records appended between
-// the copy and the truncation would be lost.
+// the copy and the truncation would be lost. A sealed journal (Seal) is
+// the exception: its writers follow the path, so that the chain goes on
+// in the new file (see sealer).
 //
 // Each batch is appended under an exclusive flock(2) held across its
 // write, fsync and any truncation, after checking that the file still ends
@@ -177,6 +195,11 @@ type Journal struct {
 	timeout time.Duration
 	format  string
 	enc     zapcore.Encoder
+
+	// seal is nil for an unsealed journal; it is the flusher's.
+	seal         *sealer
+	cpEvery      time.Duration
+	onCheckpoint func([]byte, error)
 
 	mu      sync.Mutex
 	pending *batch // records waiting for the next append, nil if none
@@ -223,6 +246,10 @@ type batch struct {
 	// Journal.mu: whichever sets its flag first decides, the other backs off.
 	settled bool // the flusher made it durable in time, or saw it fail
 	expired bool // the timeout failed it
+	// checkpoint asks a sealed journal for a checkpoint (it has no lines
+	// of its own); note is the checkpoint appended with the batch, if any.
+	checkpoint bool
+	note       []byte
 }
 
 // fail gives the batch its error and wakes its writers.
@@ -278,11 +305,25 @@ func openJournal(path string, opts JournalOptions, fs fileSystem) (*Journal, err
 	if j.timeout <= 0 {
 		j.timeout = defaultJournalTimeout
 	}
+	if opts.Seal != nil {
+		j.seal = newSealer(opts.Seal)
+		j.cpEvery, j.onCheckpoint = opts.CheckpointInterval, opts.OnCheckpoint
+		if j.cpEvery <= 0 {
+			j.cpEvery = defaultCheckpointInterval
+		}
+	}
 	f, err := j.open()
 	if err != nil {
 		return nil, fmt.Errorf("open audit journal %s: %w", path, err)
 	}
 	j.f = f
+	if j.seal != nil {
+		if err := j.checkSealable(); err != nil {
+			_ = f.Close()
+			_ = j.seal.close()
+			return nil, fmt.Errorf("open audit journal %s: %w", path, err)
+		}
+	}
 	if err := j.announce(); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("open audit journal %s: %w", path, err)
@@ -518,7 +559,19 @@ func (j *Journal) Close() error {
 // goroutine that touches the file, so a hung disk holds it alone.
 func (j *Journal) run() {
 	defer close(j.stopped)
-	for range j.kick {
+	var tick <-chan time.Time
+	if j.seal != nil {
+		t := time.NewTicker(j.cpEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		due := false
+		select {
+		case <-j.kick:
+		case <-tick:
+			due = true
+		}
 		j.mu.Lock()
 		b, closed := j.pending, j.closed
 		j.pending = nil
@@ -537,6 +590,9 @@ func (j *Journal) run() {
 				j.spare = b.buf[:0]
 				j.mu.Unlock()
 			}
+		}
+		if j.seal != nil && (due || closed || j.seal.st.unsealed >= j.seal.every) && j.sealDue() {
+			j.commit(&batch{checkpoint: true, done: make(chan struct{})})
 		}
 		if closed {
 			j.mu.Lock()
@@ -669,6 +725,9 @@ func (j *Journal) closeFile() error {
 		errs = append(errs, j.presence.Close())
 		j.presence = nil
 	}
+	if j.seal != nil {
+		errs = append(errs, j.seal.close())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close audit journal %s: %w", j.path, err)
 	}
@@ -686,6 +745,16 @@ func (j *Journal) commit(b *batch) {
 	decided := j.settle(b)
 	if j.onSync != nil {
 		j.onSync(time.Since(start), err)
+	}
+	if j.onCheckpoint != nil {
+		switch {
+		case !decided && b.checkpoint:
+			j.onCheckpoint(nil, fmt.Errorf("append a checkpoint to journal %s: %w", j.path, ErrJournalTimeout))
+		case decided && err != nil && (b.checkpoint || b.note != nil):
+			j.onCheckpoint(nil, fmt.Errorf("append a checkpoint to journal %s: %w", j.path, err))
+		case decided && err == nil && b.note != nil:
+			j.onCheckpoint(b.note, nil)
+		}
 	}
 	if !decided {
 		// The timeout failed b and accounted for it; what the stuck call
@@ -775,12 +844,26 @@ func (j *Journal) isExpired(b *batch) bool {
 // appendSync writes b at the end of the file and fsyncs it. On failure it
 // drops the file, so that the next batch reopens the path.
 func (j *Journal) appendSync(b *batch) error {
+	if j.seal != nil {
+		if err := j.seal.lockChain(j.path); err != nil {
+			return err
+		}
+		defer j.seal.unlockChain()
+		if j.f != nil && j.rotated() {
+			// Follow the path, so that nothing is appended to a rotated
+			// file once the new one may have begun.
+			j.drop()
+		}
+	}
 	if j.f == nil {
 		f, err := j.open()
 		if err != nil {
 			return fmt.Errorf("reopen: %w", err)
 		}
 		j.f = f
+		if j.seal != nil {
+			j.seal.forget()
+		}
 	}
 	if err := j.f.Lock(); err != nil {
 		j.drop()
@@ -816,8 +899,24 @@ func (j *Journal) appendLocked(b *batch) error {
 		// Its writers were told it failed: do not write it now.
 		return fmt.Errorf("not written: %w", ErrJournalTimeout)
 	}
-	n, err := j.f.Write(b.buf)
-	if err == nil && n < len(b.buf) {
+	out := b.buf
+	var next sealState
+	if j.seal != nil {
+		out, next, b.note, err = j.seal.seal(j.f, good, b)
+		if err != nil {
+			j.seal.forget()
+			return fmt.Errorf("seal: %w", err)
+		}
+		if len(out) == 0 {
+			// A checkpoint with nothing to seal.
+			if !j.claim(b) {
+				return fmt.Errorf("%w: nothing to append", ErrJournalTimeout)
+			}
+			return nil
+		}
+	}
+	n, err := j.f.Write(out)
+	if err == nil && n < len(out) {
 		err = io.ErrShortWrite
 	}
 	if err != nil {
@@ -853,7 +952,52 @@ func (j *Journal) appendLocked(b *batch) error {
 		}
 		return fmt.Errorf("%w: appended late, and taken back", ErrJournalTimeout)
 	}
+	if j.seal != nil {
+		if err := j.seal.commit(next, out); err != nil {
+			// The lines are durable; only a rotation needs the record.
+			j.log.Warn("cannot write the audit journal's chain record; a rotation now would break the chain",
+				zap.String("journal", j.path), zap.Error(err))
+		}
+	}
 	return nil
+}
+
+// checkSealable fails at open what would fail every append of a sealed
+// journal: a file that is not a regular one, a chain record that cannot
+// be opened.
+func (j *Journal) checkSealable() error {
+	fi, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("a sealed journal must be a regular file")
+	}
+	if err := j.seal.lockChain(j.path); err != nil {
+		return err
+	}
+	j.seal.unlockChain()
+	return nil
+}
+
+// rotated reports whether the path is no longer the open file.
+func (j *Journal) rotated() bool {
+	pfi, err := os.Stat(j.path)
+	if err != nil {
+		return true
+	}
+	ffi, err := j.f.Stat()
+	return err != nil || !os.SameFile(pfi, ffi)
+}
+
+// sealDue reports whether a checkpoint may have lines to seal: this
+// writer's, or another's appended since.
+func (j *Journal) sealDue() bool {
+	if !j.seal.known || j.seal.st.unsealed > 0 || j.f == nil {
+		return true
+	}
+	fi, err := j.f.Stat()
+	return err != nil || fi.Size() != j.seal.st.off
 }
 
 // drop closes the file after an error; the next batch reopens the path.

@@ -84,3 +84,12 @@ func syncDir(dir string) error {
 	}
 	return err
 }
+
+// flockChain takes (or releases) the exclusive flock of a sealed journal's
+// chain record, which orders the writers of its path across rotations.
+func flockChain(f *os.File, lock bool) error {
+	if lock {
+		return flock(f, syscall.LOCK_EX)
+	}
+	return flock(f, syscall.LOCK_UN)
+}

@@ -16,6 +16,12 @@ import (
 // only writer, so a received record without its completed one belongs to
 // a request that no running gateway holds.
 func (j *Journal) completeInterrupted() error {
+	if j.seal != nil {
+		if err := j.seal.lockChain(j.path); err != nil {
+			return err
+		}
+		defer j.seal.unlockChain()
+	}
 	if err := j.f.Lock(); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
@@ -53,6 +59,7 @@ func (j *Journal) completeInterruptedLocked() (n int, read int64, err error) {
 			return 0, read, err
 		}
 		b.buf = append(b.buf, line.Bytes()...)
+		b.ends = append(b.ends, len(b.buf))
 		b.records++
 		line.Free()
 	}

@@ -72,6 +72,9 @@ type Cancel struct {
 	// the policy.
 	Headers http.Header
 	Time    time.Time
+	// Reason and UserProject are the request reason and the quota project
+	// the caller named (see Caller), recorded and offered to the policy.
+	Reason, UserProject string
 }
 
 // MethodID is the record's method: the discovery id, "unlisted", or ""
@@ -211,6 +214,9 @@ func NewRecord(r *http.Request, auditID string, x *Cancel) audit.Record {
 		ClientIP:  clientIP,
 		UserAgent: r.UserAgent(),
 		Protocol:  x.Protocol,
+
+		Reason:      x.Reason,
+		UserProject: x.UserProject,
 	}
 }
 
@@ -272,6 +278,11 @@ func (c *Core) Decide(ctx context.Context, x *Cancel, rec *audit.Record) *Denial
 	if err != nil {
 		if invalid, ok := errors.AsType[*credential.InvalidError](err); ok {
 			return invalidToken(invalid.Reason)
+		}
+		if ctx.Err() != nil {
+			// The client hung up: the verifier did nothing wrong, and an
+			// outage warning now would cry wolf.
+			return clientClosed()
 		}
 		warn := func() {
 			c.Logger.Warn("token verifier unavailable; refusing cancels with 503 (logged at most every 10s)",
@@ -387,6 +398,9 @@ func policyInput(x *Cancel, rec *audit.Record, info *credential.Info) *policy.In
 		Service:   x.Service,
 		Method:    rec.Method,
 		Name:      x.Operation,
+
+		Reason:      x.Reason,
+		UserProject: x.UserProject,
 	}
 }
 

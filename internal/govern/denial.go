@@ -161,6 +161,12 @@ func JournalUnavailable() *Denial {
 	return gatewayDenial(audit.JournalUnavailable, codes.Unavailable, "AUDIT_JOURNAL_UNAVAILABLE", msgUnavailable)
 }
 
+// clientClosed is the record of a cancel whose client went away before
+// it was decided; nobody reads the answer.
+func clientClosed() *Denial {
+	return gatewayDenial(audit.ClientClosed, codes.Canceled, "CLIENT_CLOSED_REQUEST", "The client closed the request.")
+}
+
 func verifierUnavailable() *Denial {
 	return gatewayDenial(audit.VerifierUnavailable, codes.Unavailable, "TOKEN_VERIFIER_UNAVAILABLE", msgUnavailable)
 }

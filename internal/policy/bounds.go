@@ -24,8 +24,8 @@ import (
 // the limit.
 const (
 	// MaxStringLength bounds request.auth.principal, request.auth.verifier,
-	// request.client_ip, request.protocol and resource.service, .method
-	// and .name.
+	// request.client_ip, request.protocol, request.reason,
+	// request.user_project and resource.service, .method and .name.
 	MaxStringLength = 2048
 	// MaxHeaders and MaxHeaderLength bound request.headers: how many, and
 	// the length of each name and value.

@@ -45,6 +45,12 @@ var attributes = map[string]map[string]attribute{
 			func(in *Input) error { return checkHeaders(in.Headers) }},
 		"protocol": {types.StringType, func(in *Input) ref.Val { return types.String(in.Protocol) }, func(in *Input) bool { return in.Protocol != "" },
 			func(in *Input) error { return checkString("request.protocol", in.Protocol) }},
+		// Always set, "" when the caller gave none, so that a rule can
+		// require one without has().
+		"reason": {types.StringType, func(in *Input) ref.Val { return types.String(in.Reason) }, func(*Input) bool { return true },
+			func(in *Input) error { return checkString("request.reason", in.Reason) }},
+		"user_project": {types.StringType, func(in *Input) ref.Val { return types.String(in.UserProject) }, func(*Input) bool { return true },
+			func(in *Input) error { return checkString("request.user_project", in.UserProject) }},
 	},
 	authType: {
 		"principal": {types.StringType, func(in *Input) ref.Val { return types.String(in.Principal) }, func(in *Input) bool { return in.Principal != "" },

@@ -223,6 +223,9 @@ type Input struct {
 	Service   string
 	Method    string
 	Name      string
+	// Reason and UserProject are the caller's request reason and quota
+	// project, "" when none.
+	Reason, UserProject string
 }
 
 // Evaluation is one rule's outcome. Value is false when Err is set; the
