@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,9 +85,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, err
 }
 
-// register registers c, or returns the collector already registered under
-// its name.
+// collectors holds every collector lro_cancel made, by its description, for
+// the life of the process. Caddy gives each loaded config a new registry; a
+// counter made anew on `caddy reload` would restart at zero, which
+// Prometheus reads as a process restart, so a reload registers the same
+// collectors again (as Caddy does with its own admin metrics).
+var collectors sync.Map
+
+// register registers c, or the collector of the same description an earlier
+// config made, or returns the collector already registered under its name.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if earlier, loaded := collectors.LoadOrStore(collectorID(c), c); loaded {
+		if e, ok := earlier.(C); ok {
+			c = e
+		}
+	}
 	if err := reg.Register(c); err != nil {
 		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
 			if existing, ok := are.ExistingCollector.(C); ok {
@@ -95,6 +109,17 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 		return c, err
 	}
 	return c, nil
+}
+
+// collectorID is a collector's identity: its metrics' names, help and labels.
+func collectorID(c prometheus.Collector) string {
+	ch := make(chan *prometheus.Desc, 4)
+	go func() { c.Describe(ch); close(ch) }()
+	var b strings.Builder
+	for d := range ch {
+		b.WriteString(d.String())
+	}
+	return b.String()
 }
 
 // countRequest counts a completed record. The catalog's hosts are a

@@ -5,6 +5,7 @@
 package docs
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -188,5 +189,67 @@ func TestEveryCaddyfileShownAdapts(t *testing.T) {
 	}
 	if adapted < 3 {
 		t.Fatalf("adapted %d Caddyfiles; the README and the docs show more", adapted)
+	}
+}
+
+// Every alert's runbook_url is a paragraph of these docs, and every alert
+// has one.
+func TestEveryAlertHasARunbookParagraph(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "prometheus", "lro_cancel.rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := regexp.MustCompile(`(?m)^\s*- alert: (\S+)$`).FindAllStringSubmatch(string(b), -1)
+	urls := regexp.MustCompile(`(?m)^\s*runbook_url: "https://github\.com/lro-cancel/lro_cancel/blob/main/docs/([^"#]+)#([^"]+)"$`).FindAllStringSubmatch(string(b), -1)
+	if len(alerts) == 0 || len(urls) != len(alerts) {
+		t.Fatalf("%d alerts, %d runbook_urls into docs/", len(alerts), len(urls))
+	}
+	for i, u := range urls {
+		page, err := os.ReadFile(u[1])
+		if err != nil {
+			t.Errorf("%s: %v", alerts[i][1], err)
+			continue
+		}
+		prose, _ := split(string(page))
+		if !anchors(prose)[u[2]] {
+			t.Errorf("%s: runbook_url: docs/%s has no heading #%s", alerts[i][1], u[1], u[2])
+		}
+		if u[2] != strings.ToLower(alerts[i][1]) {
+			t.Errorf("%s: runbook_url points at #%s, not at its own paragraph", alerts[i][1], u[2])
+		}
+	}
+}
+
+// The Grafana dashboard is JSON Grafana imports: panels with a title, a
+// query each, all on the dashboard's data source variable.
+func TestTheDashboardParses(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "lro_cancel.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string
+		UID    string
+		Panels []struct {
+			Title      string
+			Datasource struct{ UID string }
+			Targets    []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("lro_cancel.json: %v", err)
+	}
+	if dash.Title == "" || dash.UID == "" || len(dash.Panels) == 0 {
+		t.Fatalf("lro_cancel.json: title %q, uid %q, %d panels", dash.Title, dash.UID, len(dash.Panels))
+	}
+	for _, p := range dash.Panels {
+		if p.Title == "" || p.Datasource.UID != "${datasource}" || len(p.Targets) == 0 {
+			t.Errorf("panel %q: data source %q, %d queries", p.Title, p.Datasource.UID, len(p.Targets))
+		}
+		for _, q := range p.Targets {
+			if !strings.Contains(q.Expr, "caddy_lro_cancel_") {
+				t.Errorf("panel %q: query %q reads none of lro_cancel's metrics", p.Title, q.Expr)
+			}
+		}
 	}
 }
