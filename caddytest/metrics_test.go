@@ -98,14 +98,14 @@ func TestMetricsAreServedByCaddy(t *testing.T) {
 	g.do(newRequest(t, "POST", apiURL("random-1234.example.com", "/v1/operations/x:cancel"), "", bearer(tokenVault)...))
 
 	after := waitCounts(t, before, map[string]float64{
-		`caddy_lro_cancel_requests_total{decision="forwarded",protocol="http",service="vault.googleapis.com"}`:        2,
+		`caddy_lro_cancel_requests_total{decision="forwarded",protocol="http",service="vault.googleapis.com"}`:          2,
 		`caddy_lro_cancel_requests_total{decision="scope_insufficient",protocol="http",service="vault.googleapis.com"}`: 1,
 		`caddy_lro_cancel_requests_total{decision="unauthenticated",protocol="http",service="vault.googleapis.com"}`:    1,
-		`caddy_lro_cancel_requests_total{decision="forwarded",protocol="http",service="other"}`:                        1,
-		`caddy_lro_cancel_verifier_calls_total{result="valid",verifier="tokeninfo"}`:                                   2,
-		`caddy_lro_cancel_token_cache_lookups_total{result="hit",verifier="tokeninfo"}`:                                2,
-		`caddy_lro_cancel_token_cache_lookups_total{result="miss",verifier="tokeninfo"}`:                               2,
-		`caddy_lro_cancel_verifier_duration_seconds_count{verifier="tokeninfo"}`:                                       2,
+		`caddy_lro_cancel_requests_total{decision="forwarded",protocol="http",service="other"}`:                         1,
+		`caddy_lro_cancel_verifier_calls_total{result="valid",verifier="tokeninfo"}`:                                    2,
+		`caddy_lro_cancel_token_cache_lookups_total{result="hit",verifier="tokeninfo"}`:                                 2,
+		`caddy_lro_cancel_token_cache_lookups_total{result="miss",verifier="tokeninfo"}`:                                2,
+		`caddy_lro_cancel_verifier_duration_seconds_count{verifier="tokeninfo"}`:                                        2,
 	})
 	for series := range after {
 		if strings.Contains(series, "random-1234") {

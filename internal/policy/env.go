@@ -192,9 +192,9 @@ type activation struct{ in *Input }
 func (a activation) ResolveName(name string) (any, bool) {
 	switch name {
 	case "request":
-		return object[requestKind]{a.in}, true
+		return object[requestKind](a), true
 	case "resource":
-		return object[resourceKind]{a.in}, true
+		return object[resourceKind](a), true
 	}
 	return nil, false
 }
