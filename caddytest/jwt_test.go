@@ -73,12 +73,6 @@ func newFakeJWKS(t *testing.T, keys ...jose.JSONWebKey) *fakeJWKS {
 	return f
 }
 
-func (f *fakeJWKS) publish(keys ...jose.JSONWebKey) {
-	f.mu.Lock()
-	f.keys = keys
-	f.mu.Unlock()
-}
-
 func publicKey(kid string, priv any) jose.JSONWebKey {
 	k := jose.JSONWebKey{Key: priv, KeyID: kid, Use: "sig"}
 	return k.Public()
