@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,7 +137,8 @@ func catalogCommand() *cobra.Command {
 		Long: `
 Lists the cancel methods of the builtin catalog: discovery id, HTTP method,
 path template, service and hosts, accepted scopes (none: any verified
-token) and request body kind (none, empty or fields). --service keeps the
+token), request body kind (none, empty or fields), and the gRPC methods
+(also gRPC-Web) and $rpc paths that reach the same method. --service keeps the
 methods of one API, named by its service or any host serving it (or an
 alias host of it). --json prints a JSON array instead. A config's own
 templates are not listed.
@@ -337,6 +339,10 @@ type catalogMethod struct {
 	Body       string   `json:"body"`
 	Fields     []string `json:"fields,omitempty"`
 	API        string   `json:"api,omitempty"`
+	// GRPC are the gRPC (and gRPC-Web) method paths governed as this
+	// method, RPC the same calls through Google's $rpc fallback.
+	GRPC []string `json:"grpc,omitempty"`
+	RPC  []string `json:"rpc,omitempty"`
 }
 
 // runCatalog lists the builtin methods, those of one service when it is
@@ -354,6 +360,11 @@ func runCatalog(w io.Writer, service string, asJSON bool) (int, error) {
 			Hosts: nonNil(m.Hosts), Scopes: nonNil(m.Scopes),
 			Body: m.Body.String(), Fields: m.Fields, API: m.API,
 		})
+		for _, rpc := range rpcsOf(&m) {
+			last := &out[len(out)-1]
+			last.GRPC = append(last.GRPC, rpc.Path)
+			last.RPC = append(last.RPC, catalog.RPCPrefix+rpc.Path)
+		}
 	}
 	if len(out) == 0 {
 		return exitRefuses, fmt.Errorf("no cancel method of the catalog serves %q", service)
@@ -380,6 +391,10 @@ func runCatalog(w io.Writer, service string, asJSON bool) (int, error) {
 			body += " (" + strings.Join(m.Fields, " ") + ")"
 		}
 		fmt.Fprintf(w, "  %-8s %s\n", "body", body)
+		for i := range m.GRPC {
+			fmt.Fprintf(w, "  %-8s %s\n", "grpc", m.GRPC[i])
+			fmt.Fprintf(w, "  %-8s POST %s\n", "$rpc", m.RPC[i])
+		}
 	}
 	return exitForwards, nil
 }
@@ -761,4 +776,43 @@ func decisionLine(e *explanation) string {
 		s += " " + e.Reason
 	}
 	return s
+}
+
+// templateVar is a variable of a path template: {name} or {name=pattern}.
+var templateVar = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?:=([^}]*))?\}`)
+
+// rpcsOf finds the cancel RPCs the doors govern as m, by asking the
+// catalog's own RPC recognition: each RPC field the template has a
+// variable for gets a value the variable takes, and the call must come out
+// as m on m's first host.
+func rpcsOf(m *catalog.Method) []*catalog.RPC {
+	host := m.Service
+	if len(m.Hosts) > 0 {
+		host = m.Hosts[0]
+	}
+	sample := map[string]string{}
+	for _, v := range templateVar.FindAllStringSubmatch(m.Template, -1) {
+		value := "x"
+		if v[2] != "" {
+			value = strings.ReplaceAll(strings.ReplaceAll(v[2], "**", "x"), "*", "x")
+		}
+		sample[v[1]] = value
+	}
+	var out []*catalog.RPC
+	for _, rpc := range catalog.RPCs() {
+		values := make([]string, len(rpc.Fields))
+		set := false
+		for i, f := range rpc.Fields {
+			values[i], set = sample[f.Name], set || sample[f.Name] != ""
+		}
+		if !set {
+			continue
+		}
+		res, problem := catalog.Default().RecognizeRPC(nil, host, rpc, values)
+		if problem == "" && res.Kind == catalog.Listed && res.Method != nil &&
+			res.Method.ID == m.ID && res.Method.Template == m.Template {
+			out = append(out, rpc)
+		}
+	}
+	return out
 }

@@ -79,6 +79,9 @@ type Handler struct {
 	closers    []func()
 	logger     *zap.Logger
 	metrics    *metrics
+	// jwtClock is the JWT verifier's clock (nil: time.Now), so that a test
+	// can pace key set fetches without sleeping.
+	jwtClock func() time.Time
 }
 
 // CacheConfig bounds the verified-token cache of a verifier.
@@ -331,6 +334,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			Timeout:            time.Duration(j.Timeout),
 			RefreshInterval:    time.Duration(j.RefreshInterval),
 			MinRefreshInterval: time.Duration(j.MinRefreshInterval),
+			Now:                h.jwtClock,
 			OnFetch:            h.logKeyFetch,
 		})
 		if err != nil {

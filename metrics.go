@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,7 +68,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: metricsNamespace, Name: "journal_failures_total",
 			Help: "Audit journal writes or fsyncs that failed (each refused its batch of cancels).",
 		}),
-		limitDecisions: limitDecisions(),
+		limitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "limit_decisions_total",
+			Help: "Limit decisions, by rule and result: admitted, limited (refused 429, or its key failed), store_error (the store could not answer), dry_run_limited (would have been refused).",
+		}, []string{"rule", "result"}),
 		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "journal_checkpoints_total",
 			Help: "Signed checkpoints a sealed audit journal tried to append, by result: written, failed.",
@@ -109,19 +113,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, err
 }
 
-// limitDecisions is made once per process and registered in each config's
-// registry: Caddy gives every config a registry of its own, and a counter
-// made per config would start again at zero on every reload.
-var limitDecisions = sync.OnceValue(func() *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: metricsNamespace, Name: "limit_decisions_total",
-		Help: "Limit decisions, by rule and result: admitted, limited (refused 429, or its key failed), store_error (the store could not answer), dry_run_limited (would have been refused).",
-	}, []string{"rule", "result"})
-})
+// collectors holds every collector lro_cancel made, by its description, for
+// the life of the process. Caddy gives each loaded config a new registry; a
+// counter made anew on `caddy reload` would restart at zero, which
+// Prometheus reads as a process restart, so a reload registers the same
+// collectors again (as Caddy does with its own admin metrics).
+var collectors sync.Map
 
-// register registers c, or returns the collector already registered under
-// its name.
+// register registers c, or the collector of the same description an earlier
+// config made, or returns the collector already registered under its name.
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if earlier, loaded := collectors.LoadOrStore(collectorID(c), c); loaded {
+		if e, ok := earlier.(C); ok {
+			c = e
+		}
+	}
 	if err := reg.Register(c); err != nil {
 		if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
 			if existing, ok := are.ExistingCollector.(C); ok {
@@ -131,6 +137,17 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 		return c, err
 	}
 	return c, nil
+}
+
+// collectorID is a collector's identity: its metrics' names, help and labels.
+func collectorID(c prometheus.Collector) string {
+	ch := make(chan *prometheus.Desc, 4)
+	go func() { c.Describe(ch); close(ch) }()
+	var b strings.Builder
+	for d := range ch {
+		b.WriteString(d.String())
+	}
+	return b.String()
 }
 
 // countRequest counts a completed record. The catalog's hosts are a

@@ -513,7 +513,7 @@ func TestEveryGRPCCancelUnderLoadHasExactlyOneCompletedRecord(t *testing.T) {
 		wantIDs[a.auditID] = true
 	}
 
-	byID := map[string][]record{}
+	var byID map[string][]record
 	for wait := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		byID = map[string][]record{}
 		for _, r := range g.readRecords() {

@@ -56,6 +56,16 @@ var rpcs = [...]RPC{
 	{Path: "/google.cloud.sql.v1beta4.SqlOperationsService/Cancel", Fields: sqlFields, rest: sqlPath("/sql/v1beta4")},
 }
 
+// RPCs lists the cancel RPCs, in the table's order (for `caddy lro-cancel
+// catalog`).
+func RPCs() []*RPC {
+	out := make([]*RPC, len(rpcs))
+	for i := range rpcs {
+		out[i] = &rpcs[i]
+	}
+	return out
+}
+
 // LookupRPC finds the cancel RPC a request path names. exact is false when
 // the path only names it loosely (another letter case, dot or empty
 // segments, a trailing slash): no server should route that, but one may,

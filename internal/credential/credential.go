@@ -186,7 +186,7 @@ func carriesToken(pair string) bool {
 // unescape decodes a query component, allocating only when it holds an
 // escape.
 func unescape(s string) (string, bool) {
-	if strings.IndexAny(s, "%+") < 0 {
+	if !strings.ContainsAny(s, "%+") {
 		return s, true
 	}
 	u, err := url.QueryUnescape(s)
