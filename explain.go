@@ -138,7 +138,7 @@ func (h *Handler) explainReading(r *http.Request, rd *reading.Reading, id identi
 // the batch's answer is its first refusal.
 func (h *Handler) explainBatch(r *http.Request, rd *reading.Reading, id identity) explanation {
 	e := explanation{Door: govern.ProtocolBatch, Governed: true, Decision: audit.Forwarded}
-	raw, problem := batch.ReadBounded(r.Body, batch.MaxBytes)
+	raw, problem := batch.ReadBody(r, batch.MaxBytes)
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	if problem == nil && !reading.MayHoldCancel(raw) {
 		return explanation{Note: "a batch whose bytes hold no cancel under any reading: forwarded unparsed and unrecorded"}

@@ -2,6 +2,7 @@ package reading
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"github.com/lro-cancel/lro_cancel/internal/pathtemplate"
 )
@@ -26,32 +27,54 @@ import (
 // refuses itself, and no reading of it is a cancel. It does not allocate.
 // FuzzScanAgreesWithReference holds it to the reference reader.
 func MayHoldCancel(raw []byte) bool {
-	for i := 0; i < len(raw); i++ {
-		if raw[i] == '%' {
-			if i+2 < len(raw) && escapesLetter(raw[i+1], raw[i+2]) {
-				return true
-			}
+	// Eight bytes at a time while none of them can start a word it looks
+	// for: a 'c' or a 'b' in either case, or a '%'. A byte only starts one
+	// of them; what follows it is read byte by byte below.
+	i := 0
+	for ; i+8 <= len(raw); i += 8 {
+		w := binary.LittleEndian.Uint64(raw[i:])
+		if lower := w | 0x2020202020202020; !hasByte(lower, 'c') && !hasByte(lower, 'b') && !hasByte(w, '%') {
 			continue
 		}
-		switch raw[i] | 0x20 {
-		case 'c':
-			switch {
-			case hasFold(raw[i:], "cancel"):
-				return true
-			case hasFold(raw[i:], "content-transfer-encoding"):
-				if !plainEncoding(raw[i+len("content-transfer-encoding"):]) {
-					return true
-				}
-			case hasFold(raw[i:], "content-encoding"):
-				if !plainEncoding(raw[i+len("content-encoding"):]) {
-					return true
-				}
-			}
-		case 'b':
-			if hasFold(raw[i:], "batch") {
+		for j := i; j < i+8; j++ {
+			if startsWord(raw, j) {
 				return true
 			}
 		}
+	}
+	for ; i < len(raw); i++ {
+		if startsWord(raw, i) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasByte reports whether one of the eight bytes of w is b (the classic
+// "has zero byte" test on w XOR b repeated).
+func hasByte(w uint64, b byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	t := w ^ (ones * uint64(b))
+	return (t-ones)&^t&highs != 0
+}
+
+// startsWord reports whether raw[i:] starts what MayHoldCancel looks for.
+func startsWord(raw []byte, i int) bool {
+	if raw[i] == '%' {
+		return i+2 < len(raw) && escapesLetter(raw[i+1], raw[i+2])
+	}
+	switch raw[i] | 0x20 {
+	case 'c':
+		switch {
+		case hasFold(raw[i:], "cancel"):
+			return true
+		case hasFold(raw[i:], "content-transfer-encoding"):
+			return !plainEncoding(raw[i+len("content-transfer-encoding"):])
+		case hasFold(raw[i:], "content-encoding"):
+			return !plainEncoding(raw[i+len("content-encoding"):])
+		}
+	case 'b':
+		return hasFold(raw[i:], "batch")
 	}
 	return false
 }

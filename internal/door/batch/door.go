@@ -53,20 +53,20 @@ type governed struct {
 // refused whole, unread.
 func Serve(core *govern.Core, service, contentType string, refusal *govern.Denial, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, read ReadPart) error {
 	start := time.Now()
-	id := govern.AuditID(r)
 	// Read sees one Content-Type and the raw bytes: a second Content-Type,
 	// or a whole-body encoding, would let the upstream read another batch.
 	// An encoded body cannot be scanned: refused first.
 	if rest.HasContentEncoding(r.Header) {
-		return refuseUnreadable(core, service, w, r, id, &Problem{Description: "A batch request's body must not be encoded (Content-Encoding)."}, start)
+		return refuseUnreadable(core, service, w, r, govern.AuditID(r), &Problem{Description: "A batch request's body must not be encoded (Content-Encoding)."}, start)
 	}
-	raw, problem := ReadBounded(r.Body, MaxBytes)
+	raw, problem := ReadBody(r, MaxBytes)
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	// Scanned, not parsed: bytes that hold no cancel under any reading are
 	// forwarded after one pass, however the batch is framed.
 	if problem == nil && !reading.MayHoldCancel(raw) {
 		return next.ServeHTTP(w, r)
 	}
+	id := govern.AuditID(r)
 	switch {
 	case refusal != nil:
 		return refuse(core, service, w, r, id, refusal, 0, start)

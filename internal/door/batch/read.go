@@ -179,6 +179,16 @@ func validBoundary(b string) bool {
 // ReadBounded reads r to its end, or to one byte past maxBytes (a batch
 // that is too large, a Problem). The bytes are exactly those taken from r.
 func ReadBounded(r io.Reader, maxBytes int64) ([]byte, *Problem) {
+	return readBounded(r, maxBytes, -1)
+}
+
+// ReadBody is ReadBounded for a request's body, whose length, when the
+// request declares it, sizes the buffer once.
+func ReadBody(r *http.Request, maxBytes int64) ([]byte, *Problem) {
+	return readBounded(r.Body, maxBytes, r.ContentLength)
+}
+
+func readBounded(r io.Reader, maxBytes, size int64) ([]byte, *Problem) {
 	maxBytes = max(maxBytes, 0)
 	if r == nil || r == http.NoBody {
 		return nil, nil
@@ -189,7 +199,18 @@ func ReadBounded(r io.Reader, maxBytes int64) ([]byte, *Problem) {
 	}
 	// Not http.MaxBytesReader: it swallows the byte past the limit, and raw
 	// must hold every byte taken from r.
-	raw, err := io.ReadAll(io.LimitReader(r, limit))
+	var raw []byte
+	var err error
+	if size >= 0 && size < limit {
+		// One more byte than declared, to see the end (or a body longer
+		// than it said) without growing the buffer.
+		var b bytes.Buffer
+		b.Grow(int(size) + 1)
+		_, err = b.ReadFrom(io.LimitReader(r, limit))
+		raw = b.Bytes()
+	} else {
+		raw, err = io.ReadAll(io.LimitReader(r, limit))
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case int64(len(raw)) > maxBytes, errors.As(err, &mbe):
