@@ -2,7 +2,6 @@ package grpcdoor
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -137,19 +136,8 @@ func ResolveMessage(x govern.Cancel, v *body.Violation, values []string, rpc *ca
 // QueryOnly reports whether every parameter of query has one of names, as
 // decoded once ("%24ct" is "$ct"); an empty query has none.
 func QueryOnly(query string, names ...string) bool {
-	for query != "" {
-		var pair string
-		pair, query, _ = strings.Cut(query, "&")
-		if pair == "" {
-			continue
-		}
-		raw, _, _ := strings.Cut(pair, "=")
-		name, err := url.QueryUnescape(raw)
-		if err != nil || !slices.Contains(names, name) {
-			return false
-		}
-	}
-	return true
+	_, refused := rest.RefusedParam(query, func(name string) bool { return slices.Contains(names, name) })
+	return !refused
 }
 
 // Screen refuses a gRPC-family call (gRPC, gRPC-Web, $rpc: what names it)

@@ -62,6 +62,19 @@ func Read(r *http.Request, res *catalog.Result, strict bool, refusal *govern.Den
 // no request field binds to the query. The credential parameters are
 // already gone (Take). A name that does not decode is refused too.
 func queryViolation(query string, m *catalog.Method) *body.Violation {
+	name, refused := RefusedParam(query, func(name string) bool {
+		return catalog.IsSystemParam(name) || m != nil && slices.Contains(m.Query, name)
+	})
+	if refused {
+		return body.UnboundQuery(name)
+	}
+	return nil
+}
+
+// RefusedParam returns the first parameter of query (split at '&') whose
+// name, decoded once, allowed refuses, or whose name does not decode (its
+// raw name then); refused is false when allowed takes every one.
+func RefusedParam(query string, allowed func(name string) bool) (name string, refused bool) {
 	for query != "" {
 		var pair string
 		pair, query, _ = strings.Cut(query, "&")
@@ -71,13 +84,13 @@ func queryViolation(query string, m *catalog.Method) *body.Violation {
 		raw, _, _ := strings.Cut(pair, "=")
 		name, err := url.QueryUnescape(raw)
 		if err != nil {
-			return body.UnboundQuery(raw)
+			return raw, true
 		}
-		if !catalog.IsSystemParam(name) && (m == nil || !slices.Contains(m.Query, name)) {
-			return body.UnboundQuery(name)
+		if !allowed(name) {
+			return name, true
 		}
 	}
-	return nil
+	return "", false
 }
 
 // readBody reads at most body.MaxBytes of the request body, judges it and
