@@ -3,8 +3,16 @@ package integration
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // The caller's reason and quota project are recorded, decided on by the
@@ -73,5 +81,35 @@ func TestAClientHangingUpDuringVerificationIsNotAVerifierOutage(t *testing.T) {
 	}
 	if n := len(g.upstream.requests()); n != 0 {
 		t.Errorf("the upstream got %d requests", n)
+	}
+}
+
+// Through Google's gRPC client, the reason travels as x-goog-request-reason
+// metadata: recorded, and refused when given twice differently.
+func TestRequestReasonAsGRPCMetadata(t *testing.T) {
+	g := startGRPCGateway(t, "")
+	c := operationsClient(t, "vault.googleapis.com", tokenVault)
+	cancel := func(md ...string) (string, error) {
+		ctx, stop := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), md...), 5*time.Second)
+		defer stop()
+		var header, trailer metadata.MD
+		err := c.CancelOperation(ctx, &longrunningpb.CancelOperationRequest{Name: "operations/why"},
+			gax.WithRetry(func() gax.Retryer { return nil }),
+			gax.WithGRPCOptions(grpc.Header(&header), grpc.Trailer(&trailer)))
+		return auditIDOf(header, trailer), err
+	}
+	id, err := cancel("x-goog-request-reason", "CHG-7", "x-goog-user-project", "prod-billing")
+	if err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if rec := g.recordFor(id); rec.str("reason") != "CHG-7" || rec.str("user_project") != "prod-billing" || rec.str("protocol") != "grpc" {
+		t.Errorf("record %v, want reason CHG-7 and user_project prod-billing", rec)
+	}
+	id, err = cancel("x-goog-request-reason", "CHG-7", "x-goog-request-reason", "CHG-8")
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "more than one way") {
+		t.Fatalf("two reasons: %v, want INVALID_ARGUMENT, ambiguous", err)
+	}
+	if rec := g.recordFor(id); rec.str("decision") != "ambiguous_request" {
+		t.Errorf("record %v, want decision ambiguous_request", rec)
 	}
 }

@@ -101,7 +101,7 @@ func (s *sealer) readChain() (sealState, error) {
 		return sealState{}, err
 	}
 	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		b = b[:i] // a crash between write and truncate leaves a longer tail
+		b = b[:i] // what follows is left of a longer record
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return sealState{}, nil
@@ -137,10 +137,10 @@ func (s *sealer) writeChain(st *sealState) error {
 		return err
 	}
 	b = append(b, '\n')
-	if _, err := s.chain.WriteAt(b, 0); err != nil {
-		return err
-	}
-	return s.chain.Truncate(int64(len(b)))
+	// Not truncated: readers stop at the first newline, and a record
+	// shorter than the last leaves only bytes after it.
+	_, err = s.chain.WriteAt(b, 0)
+	return err
 }
 
 // catchUp returns the state of the file f's first size bytes, and whether

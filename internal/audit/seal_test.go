@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -578,5 +579,65 @@ func TestSealedChainHoldsThroughATornTailAndInterruptedRequests(t *testing.T) {
 	}
 	if res := verifyFiles(t, v, anchorsOf(cps.all()), path); !res.OK || res.Unsealed != 0 || res.Lines != 10 {
 		t.Fatalf("verify = %+v, want 10 intact lines, all sealed", res)
+	}
+}
+
+// Through an outage that fails writes, fsyncs and reopens in turn, the
+// completed records kept in memory reach the file sealed, once each, and
+// the chain holds.
+func TestSealedChainHoldsThroughDiskOutages(t *testing.T) {
+	s, v := testKeys(t, "gateway.example/audit")
+	path := filepath.Join(t.TempDir(), "audit.journal")
+	cps := new(checkpoints)
+	fl, j := openFaulty(t, path, JournalOptions{Seal: s, CheckpointInterval: time.Hour, OnCheckpoint: cps.on})
+	var mu sync.Mutex
+	durable := map[string]bool{}
+	faultsOf := []func(*faults){
+		func(fl *faults) { fl.syncErr = syscall.EIO },
+		func(fl *faults) { fl.writeErr = syscall.ENOSPC },
+		func(fl *faults) { fl.openErr, fl.writeErr = syscall.EACCES, syscall.EIO },
+	}
+	for round := range 6 {
+		fl.update(func(fl *faults) {
+			fl.openErr, fl.writeErr, fl.syncErr = nil, nil, nil
+			if round%2 == 1 {
+				faultsOf[(round/2)%len(faultsOf)](fl)
+			}
+		})
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := range 10 {
+					id := fmt.Sprintf("r%d-w%d-%d", round, w, i)
+					err := j.Write(received(id))
+					mu.Lock()
+					durable[id] = err == nil
+					mu.Unlock()
+					_ = j.Append(completed(id))
+				}
+			})
+		}
+		wg.Wait()
+	}
+	fl.update(func(fl *faults) { fl.openErr, fl.writeErr, fl.syncErr = nil, nil, nil })
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := verifyFiles(t, v, anchorsOf(cps.all()), path)
+	if !res.OK || res.Unsealed != 0 {
+		t.Fatalf("verify after the outages = %+v, want intact and sealed", res)
+	}
+	_, n := journalStages(t, path)
+	refused := 0
+	for id, ok := range durable {
+		if !ok {
+			refused++
+		}
+		if n[id+"/completed"] != 1 {
+			t.Errorf("%s has %d completed lines, want 1", id, n[id+"/completed"])
+		}
+	}
+	if refused == 0 {
+		t.Error("no Write failed: the faults did not bite")
 	}
 }
