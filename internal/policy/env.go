@@ -252,9 +252,9 @@ type activation struct{ st *evalState }
 func (a activation) ResolveName(name string) (any, bool) {
 	switch name {
 	case "request":
-		return object[requestKind]{a.st}, true
+		return object[requestKind](a), true
 	case "resource":
-		return object[resourceKind]{a.st}, true
+		return object[resourceKind](a), true
 	}
 	return nil, false
 }

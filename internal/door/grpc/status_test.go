@@ -59,9 +59,9 @@ func statusWith(t testing.TB, code codes.Code, msg string, details ...proto.Mess
 
 // cancelThrough calls CancelOperation with Google's generated client over a
 // real HTTP/2 connection to a server whose every answer is
-// WriteTrailersOnly(st), and returns the error and the metadata the client
-// saw.
-func cancelThrough(t *testing.T, tls bool, st *spb.Status) (err error, header, trailer metadata.MD) {
+// WriteTrailersOnly(st), and returns the metadata the client saw and the
+// error.
+func cancelThrough(t *testing.T, tls bool, st *spb.Status) (header, trailer metadata.MD, err error) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor != 2 {
@@ -95,7 +95,7 @@ func cancelThrough(t *testing.T, tls bool, st *spb.Status) (err error, header, t
 	_, err = longrunningpb.NewOperationsClient(conn).CancelOperation(ctx,
 		&longrunningpb.CancelOperationRequest{Name: "operations/export-123"},
 		grpc.Header(&header), grpc.Trailer(&trailer))
-	return err, header, trailer
+	return header, trailer, err
 }
 
 func TestWriteTrailersOnlyReachesGoogleClients(t *testing.T) {
@@ -142,7 +142,7 @@ func TestWriteTrailersOnlyReachesGoogleClients(t *testing.T) {
 	}{{"over TLS", true}, {"over h2c", false}} {
 		for _, tt := range tests {
 			t.Run(transport.name+"/"+tt.name, func(t *testing.T) {
-				err, header, trailer := cancelThrough(t, transport.tls, tt.st)
+				header, trailer, err := cancelThrough(t, transport.tls, tt.st)
 				s, _ := status.FromError(err)
 				if s.Code() != tt.wantCode || s.Message() != tt.wantMessage {
 					t.Fatalf("client got %v %q, want %v %q", s.Code(), s.Message(), tt.wantCode, tt.wantMessage)
