@@ -504,6 +504,9 @@ func (h *Handler) cached(name string, v credential.Verifier, c CacheConfig) *cre
 // ServeHTTP reads the request as Google's front end could, and governs it
 // when some reading is a cancel or a batch.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if reading.Passes(r) {
+		return next.ServeHTTP(w, r)
+	}
 	rd := h.recognizer.reader.Read(r)
 	switch rd.Door {
 	case reading.None:

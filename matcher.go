@@ -82,6 +82,9 @@ func (m Matcher) Match(r *http.Request) bool {
 
 // MatchWithError returns true if r is a cancel lro_cancel governs.
 func (m Matcher) MatchWithError(r *http.Request) (bool, error) {
+	if reading.Passes(r) {
+		return false, nil
+	}
 	rd := m.recognizer.reader.Read(r)
 	if rd.Door == reading.None {
 		return false, nil
