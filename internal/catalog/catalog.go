@@ -414,6 +414,12 @@ func (c *Catalog) Recognize(host, httpMethod, escapedPath string) Result {
 		return Result{Kind: Ambiguous, Service: serviceOf(host, alias)}
 	}
 	if name, ok := unlistedName(get, escapedPath); ok {
+		if hasEncodedSlash(escapedPath) {
+			// Where an unlisted cancel's version or name ends, nobody
+			// knows, and a server that decodes %2F first splits it
+			// elsewhere ("/%2F/operations/o/cancel").
+			return Result{Kind: Ambiguous, Service: serviceOf(host, alias)}
+		}
 		op, err := pathtemplate.Unescape(name, true)
 		if err != nil {
 			op = ""
