@@ -110,13 +110,14 @@ type Problem struct {
 // Content-Encoding is not identity before calling Read: Google's batch
 // endpoint does not take compressed batches, and Read reads raw bytes.
 func Read(r io.Reader, contentType string, maxBytes int64, maxParts int) (raw []byte, parts []Part, v *Problem) {
-	if _, v = boundaryOf(contentType); v != nil {
+	boundary, v := boundaryOf(contentType)
+	if v != nil {
 		return nil, nil, v
 	}
 	if raw, v = ReadBounded(r, maxBytes); v != nil {
 		return raw, nil, v
 	}
-	parts, v = Parse(raw, contentType, maxParts)
+	parts, v = parse(raw, boundary, maxParts)
 	return raw, parts, v
 }
 
@@ -128,6 +129,10 @@ func Parse(raw []byte, contentType string, maxParts int) ([]Part, *Problem) {
 	if v != nil {
 		return nil, v
 	}
+	return parse(raw, boundary, maxParts)
+}
+
+func parse(raw []byte, boundary string, maxParts int) ([]Part, *Problem) {
 	spans, v := split(raw, boundary, max(maxParts, 0))
 	if v != nil {
 		return nil, v
@@ -202,10 +207,12 @@ func readBounded(r io.Reader, maxBytes, size int64) ([]byte, *Problem) {
 	var raw []byte
 	var err error
 	if size >= 0 && size < limit {
-		// One more byte than declared, to see the end (or a body longer
-		// than it said) without growing the buffer.
+		// Room for the declared length and for ReadFrom's last read (it
+		// asks for bytes.MinRead free bytes before each read, and would
+		// otherwise grow the buffer once more, copying the whole body, to
+		// see the end or a body longer than it said).
 		var b bytes.Buffer
-		b.Grow(int(size) + 1)
+		b.Grow(int(size) + bytes.MinRead)
 		_, err = b.ReadFrom(io.LimitReader(r, limit))
 		raw = b.Bytes()
 	} else {
