@@ -445,7 +445,7 @@ func (c *Catalog) RecognizeIn(services []string, host, httpMethod, escapedPath s
 	var best Result
 	for _, s := range services {
 		res := c.Recognize(s, httpMethod, escapedPath)
-		if rank(res.Kind) > rank(best.Kind) {
+		if res.Kind.Outranks(best.Kind) {
 			best = res
 		}
 		if best.Kind == Listed {
@@ -455,7 +455,12 @@ func (c *Catalog) RecognizeIn(services []string, host, httpMethod, escapedPath s
 	return best
 }
 
-func rank(k Kind) int {
+// Outranks reports whether k is a stronger recognition than o, as the
+// readers of several hosts or methods keep the strongest: listed, then
+// ambiguous, then unlisted, then none.
+func (k Kind) Outranks(o Kind) bool { return k.rank() > o.rank() }
+
+func (k Kind) rank() int {
 	switch k {
 	case Listed:
 		return 3

@@ -192,7 +192,7 @@ func (c *Catalog) RecognizeRPC(services []string, host string, rpc *RPC, values 
 		} else if r = c.Recognize(h, http.MethodPost, path); r.Kind == NotCancel || r.Kind == Unlisted {
 			r = Result{Kind: Unlisted, Service: c.Service(h), Operation: operation}
 		}
-		if rank(r.Kind) > rank(res.Kind) {
+		if r.Kind.Outranks(res.Kind) {
 			res = r
 		}
 		if res.Kind == Listed {

@@ -374,11 +374,11 @@ func (z *Reader) read(r *http.Request, host, otherHost string) Reading {
 		// REST: the strongest recognition under any method reading and host.
 		res, m := z.restReading(s.methods[:s.n], host, p)
 		if otherHost != "" {
-			if o, om := z.restReading(s.methods[:s.n], otherHost, p); rank(o.Kind) > rank(res.Kind) {
+			if o, om := z.restReading(s.methods[:s.n], otherHost, p); o.Kind.Outranks(res.Kind) {
 				res, m = o, om
 			}
 		}
-		if rank(res.Kind) > rank(rd.REST.Kind) {
+		if res.Kind.Outranks(rd.REST.Kind) {
 			rd.REST, restMethod, rest = res, m, true
 		}
 		// Batch: a POST, under some method reading, to a batch path of a
@@ -480,7 +480,7 @@ func (z *Reader) restReading(methods []string, host, escaped string) (catalog.Re
 	var under string
 	for _, m := range methods {
 		res := z.cat.RecognizeIn(z.services, host, upperMethod(m), escaped)
-		if rank(res.Kind) > rank(best.Kind) {
+		if res.Kind.Outranks(best.Kind) {
 			best, under = res, m
 		}
 	}
@@ -497,18 +497,6 @@ func upperMethod(m string) string {
 		return m
 	}
 	return strings.ToUpper(m)
-}
-
-func rank(k catalog.Kind) int {
-	switch k {
-	case catalog.Listed:
-		return 3
-	case catalog.Ambiguous:
-		return 2
-	case catalog.Unlisted:
-		return 1
-	}
-	return 0
 }
 
 // service is the API host a request to host is governed under.
