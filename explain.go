@@ -10,7 +10,7 @@ import (
 
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
-	"github.com/lro-cancel/lro_cancel/internal/door/batch"
+	"github.com/lro-cancel/lro_cancel/internal/door/batch/wire"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 	"github.com/lro-cancel/lro_cancel/internal/policy"
 	"github.com/lro-cancel/lro_cancel/internal/reading"
@@ -138,7 +138,7 @@ func (h *Handler) explainReading(r *http.Request, rd *reading.Reading, id identi
 // the batch's answer is its first refusal.
 func (h *Handler) explainBatch(r *http.Request, rd *reading.Reading, id identity) explanation {
 	e := explanation{Door: govern.ProtocolBatch, Governed: true, Decision: audit.Forwarded}
-	raw, problem := batch.ReadBody(r, batch.MaxBytes)
+	raw, problem := wire.ReadBody(r, wire.MaxBytes)
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	if problem == nil && !reading.MayHoldCancel(raw) {
 		return explanation{Note: "a batch whose bytes hold no cancel under any reading: forwarded unparsed and unrecorded"}
@@ -148,9 +148,9 @@ func (h *Handler) explainBatch(r *http.Request, rd *reading.Reading, id identity
 		e.Door = govern.ProtocolBatch
 		return e
 	}
-	var parts []batch.Part
+	var parts []wire.Part
 	if problem == nil {
-		parts, problem = batch.Parse(raw, rd.ContentType, batch.MaxParts)
+		parts, problem = wire.Parse(raw, rd.ContentType, wire.MaxParts)
 	}
 	if problem != nil {
 		e.Decision, e.Status, e.Reason = audit.InvalidRequest, http.StatusBadRequest, "INVALID_BATCH"

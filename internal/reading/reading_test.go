@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
-	"github.com/lro-cancel/lro_cancel/internal/door/batch"
+	"github.com/lro-cancel/lro_cancel/internal/door/batch/wire"
 	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
@@ -336,7 +336,7 @@ func FuzzReadPartAgreesWithReference(f *testing.F) {
 		}
 		outer := &http.Request{Method: "POST", Host: host, URL: u, Header: http.Header{}}
 		body := "--b\r\nContent-Type: application/http\r\n\r\n" + head + "\r\n--b--\r\n"
-		_, parts, problem := batch.Read(strings.NewReader(body), "multipart/mixed; boundary=b", batch.MaxBytes, batch.MaxParts)
+		_, parts, problem := wire.Read(strings.NewReader(body), "multipart/mixed; boundary=b", wire.MaxBytes, wire.MaxParts)
 		if problem != nil {
 			return
 		}

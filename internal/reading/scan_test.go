@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lro-cancel/lro_cancel/internal/door/batch"
+	"github.com/lro-cancel/lro_cancel/internal/door/batch/wire"
 	"github.com/lro-cancel/lro_cancel/internal/reading"
 )
 
@@ -65,7 +65,7 @@ func FuzzScanAgreesWithReference(f *testing.F) {
 		if reading.MayHoldCancel([]byte(raw)) {
 			return
 		}
-		parts, problem := batch.Parse([]byte(raw), "multipart/mixed; boundary=\""+boundary+"\"", batch.MaxParts)
+		parts, problem := wire.Parse([]byte(raw), "multipart/mixed; boundary=\""+boundary+"\"", wire.MaxParts)
 		if problem != nil {
 			return
 		}

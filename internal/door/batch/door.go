@@ -1,3 +1,7 @@
+// Package batch is the HTTP batch front door: Google's multipart/mixed
+// batch (POST /batch, /batch/<api>/<version>), each part of which carries
+// one embedded HTTP/1.1 request that is governed as if it had been sent
+// alone. Package wire reads the batch; this package governs it.
 package batch
 
 import (
@@ -13,15 +17,10 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/audit"
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/door/batch/wire"
 	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 	"github.com/lro-cancel/lro_cancel/internal/reading"
-)
-
-// The bounds of what is read of a batch to a governed host.
-const (
-	MaxBytes = 10 << 20
-	MaxParts = 1000
 )
 
 // ReadPart reads one embedded request, as if it had been sent alone, for
@@ -32,12 +31,12 @@ type ReadPart func(alone *http.Request, named string) (x govern.Cancel, ok bool)
 // governed is one embedded cancel with its record and, when refused, its
 // denial.
 type governed struct {
-	part Part
+	part wire.Part
 	rec  audit.Record
 	den  *govern.Denial
 }
 
-// Serve governs a batch. Its bytes are read (at most MaxBytes) and scanned
+// Serve governs a batch. Its bytes are read (at most wire.MaxBytes) and scanned
 // once: a batch that holds no cancel under any reading
 // (reading.MayHoldCancel) is forwarded as it is, unparsed. Otherwise every
 // embedded cancel is decided as if it had
@@ -57,9 +56,9 @@ func Serve(core *govern.Core, service, contentType string, refusal *govern.Denia
 	// or a whole-body encoding, would let the upstream read another batch.
 	// An encoded body cannot be scanned: refused first.
 	if rest.HasContentEncoding(r.Header) {
-		return refuseUnreadable(core, service, w, r, govern.AuditID(r), &Problem{Description: "A batch request's body must not be encoded (Content-Encoding)."}, start)
+		return refuseUnreadable(core, service, w, r, govern.AuditID(r), &wire.Problem{Description: "A batch request's body must not be encoded (Content-Encoding)."}, start)
 	}
-	raw, problem := ReadBody(r, MaxBytes)
+	raw, problem := wire.ReadBody(r, wire.MaxBytes)
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	// Scanned, not parsed: bytes that hold no cancel under any reading are
 	// forwarded after one pass, however the batch is framed.
@@ -71,11 +70,11 @@ func Serve(core *govern.Core, service, contentType string, refusal *govern.Denia
 	case refusal != nil:
 		return refuse(core, service, w, r, id, refusal, 0, start)
 	case len(r.Header.Values("Content-Type")) > 1:
-		return refuseUnreadable(core, service, w, r, id, &Problem{Description: "A batch request carries more than one Content-Type."}, start)
+		return refuseUnreadable(core, service, w, r, id, &wire.Problem{Description: "A batch request carries more than one Content-Type."}, start)
 	case problem != nil:
 		return refuseUnreadable(core, service, w, r, id, problem, start)
 	}
-	parts, problem := Parse(raw, contentType, MaxParts)
+	parts, problem := wire.Parse(raw, contentType, wire.MaxParts)
 	if problem != nil {
 		return refuseUnreadable(core, service, w, r, id, problem, start)
 	}
@@ -129,7 +128,7 @@ func Serve(core *govern.Core, service, contentType string, refusal *govern.Denia
 
 // refuseUnreadable answers a batch the gateway cannot read for certain:
 // 400, never forwarded, one record for the batch itself.
-func refuseUnreadable(core *govern.Core, service string, w http.ResponseWriter, r *http.Request, id string, p *Problem, start time.Time) error {
+func refuseUnreadable(core *govern.Core, service string, w http.ResponseWriter, r *http.Request, id string, p *wire.Problem, start time.Time) error {
 	return refuse(core, service, w, r, id, govern.InvalidRequest("INVALID_BATCH", p.Description), p.Part, start)
 }
 
@@ -154,7 +153,7 @@ func refuse(core *govern.Core, service string, w http.ResponseWriter, r *http.Re
 }
 
 // partName names a part in a refusal: its Content-ID, else its position.
-func partName(p Part) string {
+func partName(p wire.Part) string {
 	if id := strings.TrimSpace(p.ContentID); id != "" {
 		return id
 	}

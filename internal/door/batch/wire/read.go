@@ -1,7 +1,7 @@
-// Package batch is the HTTP batch front door: Google's multipart/mixed
-// batch (POST /batch, /batch/<api>/<version>), each part of which carries
-// one embedded HTTP/1.1 request that is governed as if it had been sent
-// alone.
+// Package wire reads the HTTP batch front door's wire format: Google's
+// multipart/mixed batch (POST /batch, /batch/<api>/<version>), each part
+// of which carries one embedded HTTP/1.1 request. It knows nothing of
+// governance, so that what reads a batch can be tested and fuzzed alone.
 //
 // Read is strict: a batch is forwarded byte for byte when its embedded
 // cancels pass, so the gateway must read it exactly as Google's front end
@@ -42,7 +42,7 @@
 //     differs from the URL's host or is not a host name, and anything that
 //     is itself a batch (a multipart Content-Type, or a path whose first
 //     segment, read as a lenient server would, starts with "batch").
-package batch
+package wire
 
 import (
 	"bufio"
@@ -62,6 +62,12 @@ import (
 	"strings"
 
 	"github.com/lro-cancel/lro_cancel/internal/pathtemplate"
+)
+
+// The bounds of what is read of a batch to a governed host.
+const (
+	MaxBytes = 10 << 20
+	MaxParts = 1000
 )
 
 const (
