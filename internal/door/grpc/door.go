@@ -1,3 +1,6 @@
+// Package grpcdoor is the gRPC and gRPC-Web front door: what a call to a
+// cancel RPC's path carries, read with package frame (the wire format),
+// refused or forwarded in the caller's own encoding.
 package grpcdoor
 
 import (
@@ -12,6 +15,7 @@ import (
 	"github.com/lro-cancel/lro_cancel/internal/body"
 	"github.com/lro-cancel/lro_cancel/internal/catalog"
 	"github.com/lro-cancel/lro_cancel/internal/credential"
+	"github.com/lro-cancel/lro_cancel/internal/door/grpc/frame"
 	"github.com/lro-cancel/lro_cancel/internal/door/rest"
 	"github.com/lro-cancel/lro_cancel/internal/govern"
 	"github.com/lro-cancel/lro_cancel/internal/reading"
@@ -24,7 +28,7 @@ type Call struct {
 	Exact bool
 	// Wire is how the message is framed; Readable is false for a content
 	// type this door does not read (application/grpc+json, none, ...).
-	Wire     Wire
+	Wire     frame.Wire
 	Readable bool
 	// web is set for a gRPC-Web content type: its refusals are gRPC-Web.
 	web bool
@@ -41,25 +45,25 @@ func CallFor(rpc *catalog.RPC, exact bool, contentType string) Call {
 
 // wireOf reads a gRPC content type: application/grpc, -web and -web-text,
 // bare or +proto, with parameters ignored.
-func wireOf(contentType string) (w Wire, readable, web bool) {
+func wireOf(contentType string) (w frame.Wire, readable, web bool) {
 	base, _, _ := strings.Cut(contentType, ";")
 	base = strings.TrimSpace(base)
 	switch {
 	case strings.EqualFold(base, "application/grpc"), strings.EqualFold(base, "application/grpc+proto"):
-		return WireGRPC, true, false
+		return frame.WireGRPC, true, false
 	case strings.EqualFold(base, "application/grpc-web"), strings.EqualFold(base, "application/grpc-web+proto"):
-		return WireWeb, true, true
+		return frame.WireWeb, true, true
 	case strings.EqualFold(base, "application/grpc-web-text"), strings.EqualFold(base, "application/grpc-web-text+proto"):
-		return WireWebText, true, true
+		return frame.WireWebText, true, true
 	}
 	lower := strings.ToLower(base)
 	switch {
 	case strings.HasPrefix(lower, "application/grpc-web-text"):
-		return WireWebText, false, true
+		return frame.WireWebText, false, true
 	case strings.HasPrefix(lower, "application/grpc-web"):
-		return WireWeb, false, true
+		return frame.WireWeb, false, true
 	}
-	return WireGRPC, false, false
+	return frame.WireGRPC, false, false
 }
 
 // Read prepares a gRPC or gRPC-Web cancel for the core. The credential is
@@ -96,7 +100,7 @@ func Read(r *http.Request, c Call, cat *catalog.Catalog, services []string, refu
 	// The frame is read into the Replay's own memory: one allocation for
 	// both, unless the message is longer than a cancel's.
 	replay := body.NewReplay()
-	raw, msg, v := ReadMessage(r.Body, c.Wire, strings.Join(r.Header.Values("Grpc-Encoding"), ", "), body.MaxBytes, replay.Spare())
+	raw, msg, v := frame.ReadMessage(r.Body, c.Wire, strings.Join(r.Header.Values("Grpc-Encoding"), ", "), body.MaxBytes, replay.Spare())
 	replay.Hold(raw)
 	r.Body = replay
 	if v != nil {
@@ -168,16 +172,16 @@ func Screen(r *http.Request, exact, readable bool, what string) *govern.Denial {
 
 // Door answers in the call's own wire format.
 type Door struct {
-	wire Wire
+	wire frame.Wire
 	// envelope: the caller did not speak gRPC at all, so a refusal is
 	// Google's JSON envelope, never an HTTP 200 it would take for success.
 	envelope bool
 }
 
 var (
-	grpcDoor     = Door{wire: WireGRPC}
-	webDoor      = Door{wire: WireWeb}
-	webTextDoor  = Door{wire: WireWebText}
+	grpcDoor     = Door{wire: frame.WireGRPC}
+	webDoor      = Door{wire: frame.WireWeb}
+	webTextDoor  = Door{wire: frame.WireWebText}
 	envelopeDoor = Door{envelope: true}
 )
 
@@ -186,9 +190,9 @@ func (c Call) Door() *Door {
 	switch {
 	case !c.Readable && !c.web:
 		return &envelopeDoor
-	case c.Wire == WireWebText:
+	case c.Wire == frame.WireWebText:
 		return &webTextDoor
-	case c.Wire == WireWeb:
+	case c.Wire == frame.WireWeb:
 		return &webDoor
 	}
 	return &grpcDoor
@@ -205,10 +209,10 @@ func (d *Door) Refuse(w http.ResponseWriter, den *govern.Denial, rec *audit.Reco
 	}
 	den.SetChallenge(w.Header())
 	switch d.wire {
-	case WireGRPC:
-		WriteTrailersOnly(w, den.Status())
+	case frame.WireGRPC:
+		frame.WriteTrailersOnly(w, den.Status())
 	default:
-		WriteWeb(w, den.Status(), d.wire == WireWebText)
+		frame.WriteWeb(w, den.Status(), d.wire == frame.WireWebText)
 	}
 	rec.Status = http.StatusOK
 }
@@ -220,11 +224,11 @@ func (d *Door) Forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	rec := &ex.Record
 	var err error
 	code, ok := 0, false
-	if d.wire == WireGRPC {
+	if d.wire == frame.WireGRPC {
 		err = ex.Forward(w, r, next)
-		code, ok = StatusFromHeader(w.Header())
+		code, ok = frame.StatusFromHeader(w.Header())
 	} else {
-		sr := NewWebStatusRecorder(w, d.wire == WireWebText)
+		sr := frame.NewWebStatusRecorder(w, d.wire == frame.WireWebText)
 		err = ex.Forward(sr, r, next)
 		code, ok = sr.Status()
 	}

@@ -1,4 +1,4 @@
-// Package grpcdoor holds the wire format of the gRPC and gRPC-Web front
+// Package frame holds the wire format of the gRPC and gRPC-Web front
 // doors: reading the one length-prefixed message of a unary call, writing
 // refusals as gRPC trailers-only and gRPC-Web trailer-frame responses, and
 // reading back the grpc-status a forwarded call's client got.
@@ -6,7 +6,7 @@
 // Everything here is strict in what it reads: a request the gateway cannot
 // read for certain is refused, because the upstream might read it
 // differently from the gateway that judged it.
-package grpcdoor
+package frame
 
 import (
 	"bytes"
