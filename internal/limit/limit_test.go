@@ -3,6 +3,7 @@ package limit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"regexp"
 	"slices"
@@ -404,6 +405,86 @@ func BenchmarkRedisTake(b *testing.B) {
 	for b.Loop() {
 		if _, err := l.Take(ctx, keys, false); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Cancels in flight at once, as on a busy gateway: 32 Takes at a time
+// share the sender's round trips.
+func BenchmarkRedisTakeParallel(b *testing.B) {
+	srv := redistest.Start(b)
+	s, err := NewRedis(RedisConfig{Addr: srv.Addr, Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	l, err := New([]Rule{{Name: "per-principal", Count: 20, Window: time.Nanosecond}}, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		keys := []string{"alice@example.com"}
+		for pb.Next() {
+			if _, err := l.Take(ctx, keys, false); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// Takes sent together each run, and each answers its own caller; a Take
+// whose caller stopped waiting before it was sent admits nothing.
+func TestRedisTakesInFlightTogether(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs redis-server")
+	}
+	srv := redistest.Start(t)
+	s := newRedis(t, srv.Addr, "")
+	l := newLimiter(t, s, Rule{Name: "per-principal", Count: 5, Window: time.Hour})
+	ctx := context.Background()
+
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := l.Take(gone, []string{"carol@example.com"}, false); !errors.Is(err, context.Canceled) {
+		t.Errorf("a Take given up before it was sent: %v, want context.Canceled", err)
+	}
+	if n, err := s.Count(ctx, HashKey("per-principal", "carol@example.com"), time.Hour); err != nil || n != 0 {
+		t.Errorf("after a Take given up before it was sent, the store counts %d (%v), want 0", n, err)
+	}
+
+	// 40 principals, 8 cancels each at once: each admits exactly 5.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := map[string]int{}
+	for p := range 40 {
+		who := fmt.Sprintf("p%d@example.com", p)
+		for range 8 {
+			wg.Go(func() {
+				res, err := l.Take(ctx, []string{who}, false)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if res.Refused < 0 {
+					mu.Lock()
+					admitted[who]++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for p := range 40 {
+		who := fmt.Sprintf("p%d@example.com", p)
+		if admitted[who] != 5 {
+			t.Errorf("%s: %d admitted, want 5", who, admitted[who])
+		}
+		if n, err := s.Count(ctx, HashKey("per-principal", who), time.Hour); err != nil || n != 5 {
+			t.Errorf("%s: the store counts %d (%v), want 5", who, n, err)
 		}
 	}
 }

@@ -32,6 +32,14 @@ type RedisConfig struct {
 // Redis is a store shared by every gateway that names the same server.
 // Each Take is one Lua script, run atomically by the server, on the
 // server's clock: the gateways' clocks do not matter.
+//
+// What a Take costs the gateway is mostly its round trip (a write and a
+// read on a socket, and a wait), not the script. So Takes in flight at
+// once share one: a single sender sends every Take waiting for it as one
+// pipeline, then the next lot while the first was on the wire waits. An
+// idle gateway's Take goes alone, at once; a busy one pays one round trip
+// per lot rather than per cancel. Each script still runs alone and
+// atomically on the server.
 type Redis struct {
 	client  *redis.Client
 	timeout time.Duration
@@ -42,7 +50,27 @@ type Redis struct {
 	// that starts over while a gateway knows an older one lost its data.
 	mu    sync.Mutex
 	epoch string
+	// takes hands Takes to the sender; stop ends it, and it closes
+	// stopped when it has.
+	takes     chan *take
+	stop      chan struct{}
+	stopped   chan struct{}
+	closeOnce sync.Once
 }
+
+// take is one Take waiting for the sender: its script's keys and
+// arguments, and once done is closed, the store's reply.
+type take struct {
+	ctx   context.Context
+	keys  []string
+	args  []any
+	reply []any
+	err   error
+	done  chan struct{}
+}
+
+// maxLot bounds the Takes sent in one pipeline.
+const maxLot = 256
 
 // Prefix begins every key the store writes. The braces are a Redis
 // Cluster hash tag: every key of a Take lies in one slot, as a script over
@@ -86,8 +114,89 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("making the gateway's member prefix: %w", err)
 	}
-	return &Redis{client: redis.NewClient(opts), timeout: cfg.Timeout, id: hex.EncodeToString(id[:])}, nil
+	s := &Redis{
+		client: redis.NewClient(opts), timeout: cfg.Timeout, id: hex.EncodeToString(id[:]),
+		takes: make(chan *take), stop: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	go s.send()
+	return s, nil
 }
+
+// send is the sender: it takes the first Take that waits, with every
+// other waiting by then, and sends them as one pipeline.
+func (s *Redis) send() {
+	defer close(s.stopped)
+	lot := make([]*take, 0, maxLot)
+	for {
+		select {
+		case t := <-s.takes:
+			lot = append(lot[:0], t)
+		case <-s.stop:
+			return
+		}
+	more:
+		for len(lot) < maxLot {
+			select {
+			case t := <-s.takes:
+				lot = append(lot, t)
+			default:
+				break more
+			}
+		}
+		s.sendLot(lot)
+		clear(lot)
+	}
+}
+
+// sendLot runs each Take's script in one pipeline and hands each its
+// reply. A Take whose caller stopped waiting before it was sent is not
+// sent: it admits nothing.
+func (s *Redis) sendLot(lot []*take) {
+	live := lot[:0:0]
+	for _, t := range lot {
+		if err := t.ctx.Err(); err != nil {
+			t.err = err
+			close(t.done)
+			continue
+		}
+		live = append(live, t)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	cmds := make([]*redis.Cmd, len(live))
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, t := range live {
+			cmds[i] = takeScript.EvalSha(ctx, p, t.keys, t.args...)
+		}
+		return nil
+	})
+	// A store that does not know the script yet (new, restarted, flushed)
+	// is sent its text, as Script.Run does.
+	var again []int
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range again {
+				cmds[i] = takeScript.Eval(ctx, p, live[i].keys, live[i].args...)
+			}
+			return nil
+		})
+	}
+	for i, t := range live {
+		t.reply, t.err = cmds[i].Slice()
+		close(t.done)
+	}
+}
+
+// errClosed answers a Take on a closed store.
+var errClosed = errors.New("the redis limit store is closed")
 
 // takeScript is Take, run by the server. KEYS[1] is the epoch marker, then
 // one key per rule; ARGV: force ("1" or "0"), the admission's unique
@@ -173,7 +282,7 @@ func (s *Redis) Take(ctx context.Context, entries []Entry, force bool) (Result, 
 		keys = append(keys, Prefix+e.Key.String())
 		args = append(args, e.Count, e.Window.Microseconds())
 	}
-	reply, err := takeScript.Run(ctx, s.client, keys, args...).Slice()
+	reply, err := s.roundTrip(ctx, keys, args)
 	if err != nil {
 		return Result{Refused: -1}, fmt.Errorf("taking from the redis limit store: %w", err)
 	}
@@ -194,6 +303,26 @@ func (s *Redis) Take(ctx context.Context, entries []Entry, force bool) (Result, 
 		return Result{Refused: -1}, nil
 	}
 	return Result{Refused: int(refused - 1), RetryAfter: retryAfter}, nil
+}
+
+// roundTrip hands a Take to the sender and waits for its reply, or for
+// ctx. A Take given up after it was sent may still have admitted a
+// cancel, as when a reply is lost.
+func (s *Redis) roundTrip(ctx context.Context, keys []string, args []any) ([]any, error) {
+	t := &take{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+	select {
+	case s.takes <- t:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.stopped:
+		return nil, errClosed
+	}
+	select {
+	case <-t.done:
+		return t.reply, t.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func readReply(reply []any) (refused, retry int64, epoch string, ok bool) {
@@ -218,6 +347,14 @@ func (s *Redis) Count(ctx context.Context, key Hash, window time.Duration) (int,
 }
 
 // Close implements Store.
-func (s *Redis) Close() error { return s.client.Close() }
+func (s *Redis) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.stopped
+		err = s.client.Close()
+	})
+	return err
+}
 
 var _ Store = (*Redis)(nil)
