@@ -3,6 +3,7 @@ package reading
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 
 	"github.com/lro-cancel/lro_cancel/internal/pathtemplate"
 )
@@ -27,17 +28,29 @@ import (
 // refuses itself, and no reading of it is a cancel. It does not allocate.
 // FuzzScanAgreesWithReference holds it to the reference reader.
 func MayHoldCancel(raw []byte) bool {
-	// Eight bytes at a time while none of them can start a word it looks
-	// for: a 'c' or a 'b' in either case, or a '%'. A byte only starts one
-	// of them; what follows it is read byte by byte below.
-	i := 0
-	for ; i+8 <= len(raw); i += 8 {
-		w := binary.LittleEndian.Uint64(raw[i:])
-		if lower := w | 0x2020202020202020; !hasByte(lower, 'c') && !hasByte(lower, 'b') && !hasByte(w, '%') {
-			continue
+	// A '%' is rare: the library's vectorized search finds each.
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(raw[i:], '%')
+		if j < 0 {
+			break
 		}
-		for j := i; j < i+8; j++ {
-			if startsWord(raw, j) {
+		if i += j; startsWord(raw, i) {
+			return true
+		}
+	}
+	// Every word it looks for starts with a 'c' or a 'b' followed by an 'a'
+	// or an 'o', in either case ("ca"ncel, "ba"tch, "co"ntent-...). Eight
+	// positions at a time, the pairs that can start one are flagged, and
+	// only those are read further.
+	i := 0
+	for ; i+9 <= len(raw); i += 8 {
+		first := binary.LittleEndian.Uint64(raw[i:]) | lowerBits
+		second := binary.LittleEndian.Uint64(raw[i+1:]) | lowerBits
+		// 'b' (0x62) and 'c' (0x63) differ only in the low bit.
+		m := zeroBytes((first^(ones*'b'))&^(ones*1)) &
+			(zeroBytes(second^(ones*'a')) | zeroBytes(second^(ones*'o')))
+		for ; m != 0; m &= m - 1 {
+			if startsWord(raw, i+bits.TrailingZeros64(m)/8) {
 				return true
 			}
 		}
@@ -50,12 +63,17 @@ func MayHoldCancel(raw []byte) bool {
 	return false
 }
 
-// hasByte reports whether one of the eight bytes of w is b (the classic
-// "has zero byte" test on w XOR b repeated).
-func hasByte(w uint64, b byte) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	t := w ^ (ones * uint64(b))
-	return (t-ones)&^t&highs != 0
+const (
+	ones      = 0x0101010101010101
+	lowerBits = 0x2020202020202020 // an ASCII letter's lower case, with it or'ed in
+	highs     = 0x8080808080808080
+)
+
+// zeroBytes returns the high bit of each byte of w that is zero, and may
+// also flag a byte just above a zero one (a borrow): a flag is a position
+// to read further, never an answer.
+func zeroBytes(w uint64) uint64 {
+	return (w - ones) &^ w & highs
 }
 
 // startsWord reports whether raw[i:] starts what MayHoldCancel looks for.

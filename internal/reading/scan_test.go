@@ -3,6 +3,7 @@ package reading_test
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -77,4 +78,26 @@ func FuzzScanAgreesWithReference(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The scan of what a Python client sends for 100 reads (the load bench's
+// batch): one pass, nothing found.
+func BenchmarkMayHoldCancel(b *testing.B) {
+	var sb strings.Builder
+	for i := range 100 {
+		sb.WriteString("--===============7330845974216740156==\nContent-Type: application/http\nMIME-Version: 1.0\n" +
+			"Content-Transfer-Encoding: binary\nContent-ID: <4a7cd0b1-4a8c-4d2f-9b1e-1c2d3e4f5a6b + " + strconv.Itoa(i+1) + ">\n\n" +
+			"GET /v1/matters/m-" + strconv.Itoa(i+1) + "?alt=json HTTP/1.1\nContent-Type: application/json\nMIME-Version: 1.0\n" +
+			"accept: application/json\naccept-encoding: gzip, deflate\nuser-agent: (gzip)\n" +
+			"x-goog-api-client: gdcl/2.149.0 gl-python/3.12.3\nauthorization: Bearer ya29.bench\nHost: vault.googleapis.com\n\n\n")
+	}
+	sb.WriteString("--===============7330845974216740156==--")
+	raw := []byte(sb.String())
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if reading.MayHoldCancel(raw) {
+			b.Fatal("found a cancel")
+		}
+	}
 }
