@@ -81,18 +81,25 @@ func startsWord(raw []byte, i int) bool {
 	if raw[i] == '%' {
 		return i+2 < len(raw) && escapesLetter(raw[i+1], raw[i+2])
 	}
+	rest := raw[i:]
 	switch raw[i] | 0x20 {
 	case 'c':
-		switch {
-		case hasFold(raw[i:], "cancel"):
+		if hasFold(rest, "cancel") {
 			return true
-		case hasFold(raw[i:], "content-transfer-encoding"):
-			return !plainEncoding(raw[i+len("content-transfer-encoding"):])
-		case hasFold(raw[i:], "content-encoding"):
-			return !plainEncoding(raw[i+len("content-encoding"):])
+		}
+		// The headers' shared prefix is read once.
+		if !hasFold(rest, "content-") {
+			return false
+		}
+		rest = rest[len("content-"):]
+		switch {
+		case hasFold(rest, "transfer-encoding"):
+			return !plainEncoding(rest[len("transfer-encoding"):])
+		case hasFold(rest, "encoding"):
+			return !plainEncoding(rest[len("encoding"):])
 		}
 	case 'b':
-		return hasFold(raw[i:], "batch")
+		return hasFold(rest, "batch")
 	}
 	return false
 }
