@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -409,4 +410,69 @@ func BenchmarkServeHTTPBatchWithoutCancel(b *testing.B) {
 		b.StartTimer()
 		_ = h.ServeHTTP(w, r, next)
 	}
+}
+
+// A batch forwarded unparsed is read into memory that later batches reuse,
+// but only once the handler has returned and the body has been closed:
+// a body still being sent (the transport may send it after the handler
+// returned) keeps its bytes, and reads nothing once closed.
+func TestBatchMemoryIsReusedOnlyOnceTheBodyIsClosed(t *testing.T) {
+	h := provision(t, &Handler{})
+	batchOf := func(tag string) string {
+		var b strings.Builder
+		for i := range 20 {
+			fmt.Fprintf(&b, "--b\r\nContent-Type: application/http\r\n\r\nGET /v1/matters/%s-%d HTTP/1.1\r\nHost: vault.googleapis.com\r\n\r\n\r\n", tag, i)
+		}
+		b.WriteString("--b--\r\n")
+		return b.String()
+	}
+	var open io.ReadCloser
+	var firstHalf []byte
+	serve := func(body string, next caddyhttp.HandlerFunc) {
+		t.Helper()
+		r := request("POST", "vault.googleapis.com", "/batch", body)
+		r.Header.Set("Content-Type", "multipart/mixed; boundary=b")
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, next); err != nil || w.Code != http.StatusOK || w.Header().Get("Audit-Id") != "" {
+			t.Fatalf("status %d, audit id %q, error %v", w.Code, w.Header().Get("Audit-Id"), err)
+		}
+	}
+	a, b := batchOf("aaaa"), batchOf("bbbb")
+	// A: half read by the handler, the rest after it returned.
+	serve(a, func(w http.ResponseWriter, r *http.Request) error {
+		open = r.Body
+		firstHalf = make([]byte, len(a)/2)
+		if _, err := io.ReadFull(r.Body, firstHalf); err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	})
+	// B, the same size, while A's body is still open, then closed: read in
+	// full by the handler.
+	for range 3 {
+		serve(b, func(w http.ResponseWriter, r *http.Request) error {
+			got, err := io.ReadAll(r.Body)
+			if err != nil || string(got) != b {
+				t.Errorf("the upstream got %d bytes (%v), not the batch sent", len(got), err)
+			}
+			return r.Body.Close()
+		})
+	}
+	rest, err := io.ReadAll(open)
+	if err != nil || string(firstHalf)+string(rest) != a {
+		t.Fatalf("a body still open was overwritten: got %q... (%v)", (string(firstHalf) + string(rest))[len(a)/2-20:len(a)/2+40], err)
+	}
+	if err := open.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := open.Read(make([]byte, 8)); n != 0 || err == nil {
+		t.Errorf("a closed body read %d bytes (%v), want an error", n, err)
+	}
+	serve(b, func(w http.ResponseWriter, r *http.Request) error {
+		got, _ := io.ReadAll(r.Body)
+		if string(got) != b {
+			t.Errorf("after reuse, the upstream got %d bytes, not the batch sent", len(got))
+		}
+		return r.Body.Close()
+	})
 }

@@ -190,16 +190,26 @@ func validBoundary(b string) bool {
 // ReadBounded reads r to its end, or to one byte past maxBytes (a batch
 // that is too large, a Problem). The bytes are exactly those taken from r.
 func ReadBounded(r io.Reader, maxBytes int64) ([]byte, *Problem) {
-	return readBounded(r, maxBytes, -1)
+	return readBounded(r, maxBytes, -1, nil)
 }
 
 // ReadBody is ReadBounded for a request's body, whose length, when the
 // request declares it, sizes the buffer once.
 func ReadBody(r *http.Request, maxBytes int64) ([]byte, *Problem) {
-	return readBounded(r.Body, maxBytes, r.ContentLength)
+	return readBounded(r.Body, maxBytes, r.ContentLength, nil)
 }
 
-func readBounded(r io.Reader, maxBytes, size int64) ([]byte, *Problem) {
+// ReadBodyInto is ReadBody into buf's memory when it has room for the
+// declared length (BufferSize); otherwise into memory of its own.
+func ReadBodyInto(r *http.Request, maxBytes int64, buf []byte) ([]byte, *Problem) {
+	return readBounded(r.Body, maxBytes, r.ContentLength, buf)
+}
+
+// BufferSize is the capacity ReadBodyInto needs to read a body of the
+// declared size without growing its buffer.
+func BufferSize(size int64) int { return int(size) + bytes.MinRead }
+
+func readBounded(r io.Reader, maxBytes, size int64, buf []byte) ([]byte, *Problem) {
 	maxBytes = max(maxBytes, 0)
 	if r == nil || r == http.NoBody {
 		return nil, nil
@@ -217,8 +227,10 @@ func readBounded(r io.Reader, maxBytes, size int64) ([]byte, *Problem) {
 		// asks for bytes.MinRead free bytes before each read, and would
 		// otherwise grow the buffer once more, copying the whole body, to
 		// see the end or a body longer than it said).
-		var b bytes.Buffer
-		b.Grow(int(size) + bytes.MinRead)
+		if cap(buf) < BufferSize(size) {
+			buf = make([]byte, 0, BufferSize(size))
+		}
+		b := bytes.NewBuffer(buf[:0])
 		_, err = b.ReadFrom(io.LimitReader(r, limit))
 		raw = b.Bytes()
 	} else {
