@@ -45,10 +45,13 @@ func MayHoldCancel(raw []byte) bool {
 	i := 0
 	for ; i+9 <= len(raw); i += 8 {
 		first := binary.LittleEndian.Uint64(raw[i:]) | lowerBits
-		second := binary.LittleEndian.Uint64(raw[i+1:]) | lowerBits
 		// 'b' (0x62) and 'c' (0x63) differ only in the low bit.
-		m := zeroBytes((first^(ones*'b'))&^(ones*1)) &
-			(zeroBytes(second^(ones*'a')) | zeroBytes(second^(ones*'o')))
+		m := zeroBytes((first ^ (ones * 'b')) &^ (ones * 1))
+		if m == 0 {
+			continue
+		}
+		second := binary.LittleEndian.Uint64(raw[i+1:]) | lowerBits
+		m &= zeroBytes(second^(ones*'a')) | zeroBytes(second^(ones*'o'))
 		for ; m != 0; m &= m - 1 {
 			if startsWord(raw, i+bits.TrailingZeros64(m)/8) {
 				return true
