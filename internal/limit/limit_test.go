@@ -389,16 +389,7 @@ func BenchmarkLocalTake(b *testing.B) {
 // One cancel's round trip to a loopback Redis: the script, its keys and
 // arguments, the client's reply parsing.
 func BenchmarkRedisTake(b *testing.B) {
-	srv := redistest.Start(b)
-	s, err := NewRedis(RedisConfig{Addr: srv.Addr, Timeout: time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	l, err := New([]Rule{{Name: "per-principal", Count: 20, Window: time.Nanosecond}}, s)
-	if err != nil {
-		b.Fatal(err)
-	}
+	l := benchLimiter(b)
 	keys := []string{"alice@example.com"}
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -412,16 +403,7 @@ func BenchmarkRedisTake(b *testing.B) {
 // Cancels in flight at once, as on a busy gateway: 32 Takes at a time
 // share the sender's round trips.
 func BenchmarkRedisTakeParallel(b *testing.B) {
-	srv := redistest.Start(b)
-	s, err := NewRedis(RedisConfig{Addr: srv.Addr, Timeout: time.Second})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	l, err := New([]Rule{{Name: "per-principal", Count: 20, Window: time.Nanosecond}}, s)
-	if err != nil {
-		b.Fatal(err)
-	}
+	l := benchLimiter(b)
 	ctx := context.Background()
 	b.SetParallelism(16)
 	b.ReportAllocs()
@@ -487,4 +469,20 @@ func TestRedisTakesInFlightTogether(t *testing.T) {
 			t.Errorf("%s: the store counts %d (%v), want 5", who, n, err)
 		}
 	}
+}
+
+// benchLimiter is a limiter on a Redis of its own whose rule admits every
+// Take: its window is a nanosecond.
+func benchLimiter(b *testing.B) *Limiter {
+	srv := redistest.Start(b)
+	s, err := NewRedis(RedisConfig{Addr: srv.Addr, Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	l, err := New([]Rule{{Name: "per-principal", Count: 20, Window: time.Nanosecond}}, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
 }
