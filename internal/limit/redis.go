@@ -35,11 +35,11 @@ type RedisConfig struct {
 //
 // What a Take costs the gateway is mostly its round trip (a write and a
 // read on a socket, and a wait), not the script. So Takes in flight at
-// once share one: a single sender sends every Take waiting for it as one
-// pipeline, then the next lot while the first was on the wire waits. An
-// idle gateway's Take goes alone, at once; a busy one pays one round trip
-// per lot rather than per cancel. Each script still runs alone and
-// atomically on the server.
+// once share one: a sender sends every Take waiting for it as one
+// pipeline; a few senders take turns, so a lot goes out while others wait
+// for their replies. An idle gateway's Take goes alone, at once; a busy
+// one pays one round trip per lot rather than per cancel. Each script
+// still runs alone and atomically on the server.
 type Redis struct {
 	client  *redis.Client
 	timeout time.Duration
@@ -50,8 +50,8 @@ type Redis struct {
 	// that starts over while a gateway knows an older one lost its data.
 	mu    sync.Mutex
 	epoch string
-	// takes hands Takes to the sender; stop ends it, and it closes
-	// stopped when it has.
+	// takes hands Takes to the senders; stop ends them, and stopped is
+	// closed once they all have.
 	takes     chan *take
 	stop      chan struct{}
 	stopped   chan struct{}
@@ -118,14 +118,26 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		client: redis.NewClient(opts), timeout: cfg.Timeout, id: hex.EncodeToString(id[:]),
 		takes: make(chan *take), stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
-	go s.send()
+	var senders sync.WaitGroup
+	for range lotsInFlight {
+		senders.Go(s.send)
+	}
+	go func() {
+		senders.Wait()
+		close(s.stopped)
+	}()
 	return s, nil
 }
 
-// send is the sender: it takes the first Take that waits, with every
-// other waiting by then, and sends them as one pipeline.
+// lotsInFlight is how many lots may be on the wire at once: while one waits
+// for its replies, the next lot goes out, so that a Take waits for at most
+// its own lot's round trip when the store keeps up, and one slow reply
+// (or a sender the scheduler runs late) does not hold every cancel.
+const lotsInFlight = 2
+
+// send is a sender: it takes the first Take that waits, with every other
+// waiting by then, and sends them as one pipeline.
 func (s *Redis) send() {
-	defer close(s.stopped)
 	lot := make([]*take, 0, maxLot)
 	for {
 		select {
