@@ -5,8 +5,6 @@
 package batch
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -58,32 +56,18 @@ func Serve(core *govern.Core, service, contentType string, refusal *govern.Denia
 	if rest.HasContentEncoding(r.Header) {
 		return refuseUnreadable(core, service, w, r, govern.AuditID(r), &wire.Problem{Description: "A batch request's body must not be encoded (Content-Encoding)."}, start)
 	}
-	var raw []byte
-	var problem *wire.Problem
-	var held *heldBody
-	if buf := pooledFor(r.ContentLength); buf != nil {
-		raw, problem = wire.ReadBodyInto(r, wire.MaxBytes, *buf)
-		if cap(raw) > cap(*buf) {
-			*buf = raw[:0] // the pool keeps the larger memory
-		}
-		held = newHeldBody(raw, buf)
-		r.Body = held
-	} else {
-		raw, problem = wire.ReadBody(r, wire.MaxBytes)
-		r.Body = io.NopCloser(bytes.NewReader(raw))
-	}
+	buf := pooledFor(r.ContentLength)
+	raw, problem := wire.ReadBodyInto(r, wire.MaxBytes, memoryOf(buf))
+	held := newHeldBody(raw, buf)
+	r.Body = held
 	// Scanned, not parsed: bytes that hold no cancel under any reading are
 	// forwarded after one pass, however the batch is framed.
 	if problem == nil && !reading.MayHoldCancel(raw) {
 		err := next.ServeHTTP(w, r)
-		if held != nil {
-			held.release()
-		}
+		held.release()
 		return err
 	}
-	if held != nil {
-		held.disown()
-	}
+	held.disown()
 	id := govern.AuditID(r)
 	switch {
 	case refusal != nil:

@@ -42,9 +42,23 @@ func pooledFor(size int64) *[]byte {
 	return buffers.Get().(*[]byte)
 }
 
-// newHeldBody returns raw as a request body whose memory is buf's; the
-// caller holds one reference and the body's Close the other.
+// memoryOf is buf's memory, none for nil.
+func memoryOf(buf *[]byte) []byte {
+	if buf == nil {
+		return nil
+	}
+	return *buf
+}
+
+// newHeldBody returns raw as a request body. When buf is not nil, raw was
+// read into its memory (or into larger memory of its own, which the pool
+// then keeps instead), and that memory goes back to the pool once the
+// caller has released its reference and the body has been closed; a body
+// over memory of its own (buf nil) is only closed.
 func newHeldBody(raw []byte, buf *[]byte) *heldBody {
+	if buf != nil && cap(raw) > cap(*buf) {
+		*buf = raw[:0]
+	}
 	h := &heldBody{buf: buf}
 	h.r.Reset(raw)
 	h.refs.Store(2)

@@ -196,18 +196,15 @@ func ReadBounded(r io.Reader, maxBytes int64) ([]byte, *Problem) {
 // ReadBody is ReadBounded for a request's body, whose length, when the
 // request declares it, sizes the buffer once.
 func ReadBody(r *http.Request, maxBytes int64) ([]byte, *Problem) {
-	return readBounded(r.Body, maxBytes, r.ContentLength, nil)
+	return ReadBodyInto(r, maxBytes, nil)
 }
 
 // ReadBodyInto is ReadBody into buf's memory when it has room for the
-// declared length (BufferSize); otherwise into memory of its own.
+// declared length and ReadFrom's last read; otherwise into memory of its
+// own.
 func ReadBodyInto(r *http.Request, maxBytes int64, buf []byte) ([]byte, *Problem) {
 	return readBounded(r.Body, maxBytes, r.ContentLength, buf)
 }
-
-// BufferSize is the capacity ReadBodyInto needs to read a body of the
-// declared size without growing its buffer.
-func BufferSize(size int64) int { return int(size) + bytes.MinRead }
 
 func readBounded(r io.Reader, maxBytes, size int64, buf []byte) ([]byte, *Problem) {
 	maxBytes = max(maxBytes, 0)
@@ -227,8 +224,8 @@ func readBounded(r io.Reader, maxBytes, size int64, buf []byte) ([]byte, *Proble
 		// asks for bytes.MinRead free bytes before each read, and would
 		// otherwise grow the buffer once more, copying the whole body, to
 		// see the end or a body longer than it said).
-		if cap(buf) < BufferSize(size) {
-			buf = make([]byte, 0, BufferSize(size))
+		if need := int(size) + bytes.MinRead; cap(buf) < need {
+			buf = make([]byte, 0, need)
 		}
 		b := bytes.NewBuffer(buf[:0])
 		_, err = b.ReadFrom(io.LimitReader(r, limit))
