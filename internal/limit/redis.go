@@ -164,7 +164,7 @@ func (s *Redis) send() {
 // reply. A Take whose caller stopped waiting before it was sent is not
 // sent: it admits nothing.
 func (s *Redis) sendLot(lot []*take) {
-	live := lot[:0:0]
+	live := lot[:0] // filtered in place: lot is the sender's own
 	for _, t := range lot {
 		if err := t.ctx.Err(); err != nil {
 			t.err = err
