@@ -55,6 +55,13 @@ func FuzzScanAgreesWithReference(f *testing.F) {
 	f.Add("b", "--b\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nPOST /v1/operations/x:cancel HTTP/1.1\r\n\r\n--b--\r\n")
 	f.Add("x", "--x\nContent-Type: application/http\n\nPOST /v1/operations/x:%63ancel\n\n--x--\n")
 	f.Add("b", "--b\r\nContent-Type: application/http\r\n\r\nPOST https://foo.googleapis.com/v1/p/operations/o/cancel HTTP/1.1\r\n\r\n--b--\r\n")
+	// The shapes tried against the pair filter: a word split over two
+	// eight-byte windows, an escape in the second letter, a word in the
+	// last bytes, a part that is a batch path read two ways.
+	f.Add("b", "--b\r\nContent-Type: application/http\r\n\r\nPOST /v1/operations/xyz:c%61ncel HTTP/1.1\r\n\r\n--b--\r\n")
+	f.Add("b", "--b\r\nContent-Type: application/http\r\n\r\nPOST /v1/operations/o:CaNcEl HTTP/1.1\r\n\r\n--b--\r\n")
+	f.Add("b", "--b\r\nContent-Type: application/http\r\n\r\nPOST /v1/operations/o:cancel\n--b--")
+	f.Add("b", "--b\r\nContent-Type: application/http\r\n\r\nPOST /BAtCh/.. HTTP/1.1\r\n\r\n--b--\r\n")
 	for _, s := range adversarialShapes(f) {
 		for _, ct := range s.Headers["Content-Type"] {
 			if _, b, ok := strings.Cut(ct, "boundary="); ok && s.Body != "" {
@@ -98,6 +105,31 @@ func BenchmarkMayHoldCancel(b *testing.B) {
 	for b.Loop() {
 		if reading.MayHoldCancel(raw) {
 			b.Fatal("found a cancel")
+		}
+	}
+}
+
+// The scan looks at eight positions at a time and at the bytes after
+// them: every word it looks for is found at every alignment, also in the
+// last bytes of a batch and split by an escape.
+func TestMayHoldCancelFindsEachWordAtEveryAlignment(t *testing.T) {
+	words := []string{"cancel", "CANCEL", "cAnCeL", "batch", "BaTcH", "c%61ncel", "%63ancel", "b%41tch",
+		"Content-Encoding: gzip\r\n", "content-transfer-encoding: base64\r\n", "CONTENT-ENCODING:x"}
+	for _, w := range words {
+		for pad := range 18 {
+			for _, tail := range []string{"", "x", "\r\n--b--\r\n"} {
+				raw := strings.Repeat("x", pad) + w + tail
+				if !reading.MayHoldCancel([]byte(raw)) {
+					t.Errorf("MayHoldCancel(%q) = false", raw)
+				}
+			}
+		}
+	}
+	for pad := range 18 {
+		for _, w := range []string{"cance", "batc", "content-encodin", "%2F", "ca", "bo", "co"} {
+			if raw := strings.Repeat("x", pad) + w; reading.MayHoldCancel([]byte(raw)) {
+				t.Errorf("MayHoldCancel(%q) = true", raw)
+			}
 		}
 	}
 }
