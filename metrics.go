@@ -23,6 +23,10 @@ import (
 // reuse what is registered.
 type metrics struct {
 	requests        *prometheus.CounterVec
+	// requestCounters holds the requests counter of each label set counted
+	// (a requestLabels key): a bounded set, and a cheaper lookup per cancel
+	// than WithLabelValues' hashing and label checks.
+	requestCounters sync.Map
 	policy          *prometheus.CounterVec
 	verifierCalls   *prometheus.CounterVec
 	verifierLatency *prometheus.HistogramVec
@@ -159,11 +163,27 @@ func (m *metrics) countRequest(rec *audit.Record) {
 	case "", "unlisted", "custom":
 		service = "other"
 	}
-	m.requests.WithLabelValues(service, rec.Protocol, string(rec.Decision)).Inc()
+	m.requestCounter(requestLabels{service, rec.Protocol, rec.Decision}).Inc()
 	if rec.PolicyRule != "" {
 		// Rule names come from the config: a bounded set.
 		m.policy.WithLabelValues(rec.PolicyRule, rec.PolicyEffect, strconv.FormatBool(rec.PolicyDryRun)).Inc()
 	}
+}
+
+// requestLabels are the requests counter's labels.
+type requestLabels struct {
+	service, protocol string
+	decision          audit.Decision
+}
+
+// requestCounter is the requests counter of l.
+func (m *metrics) requestCounter(l requestLabels) prometheus.Counter {
+	if c, ok := m.requestCounters.Load(l); ok {
+		return c.(prometheus.Counter)
+	}
+	c := m.requests.WithLabelValues(l.service, l.protocol, string(l.decision))
+	m.requestCounters.Store(l, c)
+	return c
 }
 
 // observeCache returns the cache hook that counts lookups of a verifier.
