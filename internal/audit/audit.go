@@ -91,26 +91,28 @@ type Record struct {
 	Protocol string
 	// GRPCStatus is the gRPC code the client got, written only when
 	// HasGRPCStatus is set (the gRPC-family doors): 0 is OK, not absent.
-	GRPCStatus    int
-	HasGRPCStatus bool
+	GRPCStatus int
 	// PolicyRule is the policy rule that decided ("default" when no allow
 	// rule matched), PolicyEffect its effect, PolicyDryRun set under
 	// dry_run; all empty without a policy.
 	PolicyRule   string
 	PolicyEffect string
-	PolicyDryRun bool
 	// LimitRule is the limit rule that refused the cancel (or would have,
 	// under dry_run: LimitDryRun), LimitError set when the limit could not
 	// be decided (a key that erred, the store unavailable); all empty
 	// without limits.
-	LimitRule   string
-	LimitDryRun bool
-	LimitError  bool
+	LimitRule string
 	// Reason and UserProject are the request reason and quota project the
 	// caller named (X-Goog-Request-Reason, X-Goog-User-Project, or their
 	// system parameters), on every decision.
 	Reason      string
 	UserProject string
+
+	// The flags of the fields above, together so that they share a word.
+	HasGRPCStatus bool
+	PolicyDryRun  bool
+	LimitDryRun   bool
+	LimitError    bool
 }
 
 // MarshalLogObject writes the record's fields flat, in a fixed order, so
