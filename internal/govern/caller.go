@@ -7,7 +7,8 @@ import (
 )
 
 // Google's system parameters that say why a call is made and who pays for
-// it, each as a header (gRPC metadata arrives as the same header) and a
+// it, each as a header (gRPC metadata arrives as the same header; the
+// names are canonical, as the request's header map holds them) and a
 // query parameter.
 const (
 	reasonHeader      = "X-Goog-Request-Reason"
@@ -22,10 +23,10 @@ const (
 // set when either is given more than once with different values.
 func Caller(r *http.Request) (reason, userProject string, conflict bool) {
 	var rc, uc bool
-	for _, v := range r.Header.Values(reasonHeader) {
+	for _, v := range r.Header[reasonHeader] {
 		reason, rc = agree(reason, v, rc)
 	}
-	for _, v := range r.Header.Values(userProjectHeader) {
+	for _, v := range r.Header[userProjectHeader] {
 		userProject, uc = agree(userProject, v, uc)
 	}
 	// Most queries name neither: skip splitting them.

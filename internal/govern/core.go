@@ -151,7 +151,10 @@ func (c *Core) Passes(x *Cancel) bool {
 // or forwards; the completed record is written whatever happens,
 // including when a later handler fails or panics.
 func (c *Core) Serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *Cancel, d Door) error {
-	start := time.Now()
+	start := x.Time // when the door read it
+	if start.IsZero() {
+		start = time.Now()
+	}
 	ex := &Exchange{Record: NewRecord(r, AuditID(r), x)}
 	rec := &ex.Record
 	ex.auditID[0] = rec.AuditID

@@ -4,6 +4,7 @@
 package rest
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,7 +23,7 @@ import (
 // HasContentEncoding reports whether the request's body carries an
 // encoding other than identity, on any Content-Encoding line.
 func HasContentEncoding(h http.Header) bool {
-	for _, v := range h.Values("Content-Encoding") {
+	for _, v := range h["Content-Encoding"] {
 		if v = strings.TrimSpace(v); v != "" && !strings.EqualFold(v, "identity") {
 			return true
 		}
@@ -100,12 +101,17 @@ func readBody(r *http.Request, res *catalog.Result, strict bool) *body.Violation
 	if v != nil {
 		return v
 	}
-	rules := body.Rules{Strict: strict, Vars: varsOf(res)}
+	rules := body.Rules{Strict: strict}
+	if bytes.IndexByte(data, '"') >= 0 {
+		// Only a body that names a field (always quoted) has a value to
+		// hold to the path's.
+		rules.Vars = varsOf(res)
+	}
 	if res.Method != nil && res.Method.Body == catalog.BodyFields {
 		rules.Fields = res.Method.Fields
 	}
 	// Every Content-Encoding line counts: a second one must not hide gzip.
-	encoding := strings.Join(r.Header.Values("Content-Encoding"), ", ")
+	encoding := strings.Join(r.Header["Content-Encoding"], ", ")
 	return body.Check(data, encoding, rules)
 }
 
