@@ -372,19 +372,21 @@ func (z *Reader) read(r *http.Request, host, otherHost string) Reading {
 	var rest, batch, grpc, rpc bool
 	for i, p := range paths[:n] {
 		// REST: the strongest recognition under any method reading and host.
-		res, m := z.restReading(s.methods[:s.n], host, p)
-		if otherHost != "" {
-			if o, om := z.restReading(s.methods[:s.n], otherHost, p); o.Kind.Outranks(res.Kind) {
-				res, m = o, om
-			}
+		if m, ok := z.restReading(&rd.REST, s.methods[:s.n], host, p); ok {
+			restMethod, rest = m, true
 		}
-		if res.Kind.Outranks(rd.REST.Kind) {
-			rd.REST, restMethod, rest = res, m, true
+		if otherHost != "" {
+			if m, ok := z.restReading(&rd.REST, s.methods[:s.n], otherHost, p); ok {
+				restMethod, rest = m, true
+			}
 		}
 		// Batch: a POST, under some method reading, to a batch path of a
 		// host Google serves.
 		if catalog.IsBatchPath(p) && s.has(http.MethodPost) && (z.serves(host) || otherHost != "" && z.serves(otherHost)) {
 			batch = true
+		}
+		if strings.IndexByte(decoded[i], '.') < 0 {
+			continue // every RPC's path names a service "google.<...>"
 		}
 		if found, exact := lookup(catalog.LookupRPC, decoded[i]); found != nil {
 			grpc, rd.RPC, rd.Exact = true, found, exact && r.URL.RawPath == "" && i == 0
@@ -471,24 +473,24 @@ func (s *signals) has(m string) bool {
 	return false
 }
 
-// restReading is the strongest REST recognition of escaped on host (or the
-// pinned services) under any of the methods, and the method it was found
-// under. A host Google does not serve has none: what the catalog does not
-// name there could only be an unlisted cancel, which is a Google host's.
-func (z *Reader) restReading(methods []string, host, escaped string) (catalog.Result, string) {
-	var best catalog.Result
-	var under string
+// restReading puts in best the REST recognition of escaped on host (or
+// the pinned services) under any of the methods, when it outranks best's,
+// and returns the method it was found under. A host Google does not serve
+// has none: what the catalog does not name there could only be an
+// unlisted cancel, which is a Google host's.
+func (z *Reader) restReading(best *catalog.Result, methods []string, host, escaped string) (under string, outranks bool) {
 	for _, m := range methods {
 		res := z.cat.RecognizeIn(z.services, host, upperMethod(m), escaped)
-		if res.Kind.Outranks(best.Kind) {
-			best, under = res, m
+		if !res.Kind.Outranks(best.Kind) {
+			continue
 		}
+		// A listed method is a Google host's by the catalog's own word.
+		if res.Kind != catalog.Listed && !z.serves(host) {
+			continue
+		}
+		*best, under, outranks = res, m, true
 	}
-	// A listed method is a Google host's by the catalog's own word.
-	if best.Kind != catalog.Listed && best.Kind != catalog.NotCancel && !z.serves(host) {
-		return catalog.Result{}, ""
-	}
-	return best, under
+	return under, outranks
 }
 
 // upperMethod returns m in upper case, allocating only when it is not.
