@@ -22,7 +22,7 @@ import (
 // a config shares them: the first to provision registers them, the others
 // reuse what is registered.
 type metrics struct {
-	requests        *prometheus.CounterVec
+	requests *prometheus.CounterVec
 	// requestCounters holds the requests counter of each label set counted
 	// (a requestLabels key): a bounded set, and a cheaper lookup per cancel
 	// than WithLabelValues' hashing and label checks.
