@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -43,9 +44,10 @@ type sealer struct {
 	chain  *os.File // <path>.chain, opened by the first append
 	every  int      // record lines between checkpoints at most
 
-	known bool
-	st    sealState
-	buf   []byte
+	known    bool
+	st       sealState
+	buf      []byte
+	chainBuf []byte // the chain record's encoding, reused
 }
 
 func newSealer(signer note.Signer) *sealer {
@@ -128,19 +130,39 @@ func (s *sealer) readChain() (sealState, error) {
 // behind the rotated file, and verify then reports the new file's first
 // line (see docs/journal.md).
 func (s *sealer) writeChain(st *sealState) error {
-	c := chainRecord{Size: st.t.n, Edge: st.t.edgeList(), Unsealed: st.unsealed}
-	if st.t.n > 0 {
-		c.Last = hashString(st.last)
-	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	b = append(b, '\n')
+	s.chainBuf = appendChainRecord(s.chainBuf[:0], st)
 	// Not truncated: readers stop at the first newline, and a record
 	// shorter than the last leaves only bytes after it.
-	_, err = s.chain.WriteAt(b, 0)
+	_, err := s.chain.WriteAt(s.chainBuf, 0)
 	return err
+}
+
+// appendChainRecord appends st's chain record, the JSON encoding of its
+// chainRecord, and a newline: by hand, as it is written after every
+// append.
+func appendChainRecord(dst []byte, st *sealState) []byte {
+	dst = append(dst, `{"size":`...)
+	dst = strconv.AppendInt(dst, st.t.n, 10)
+	dst = append(dst, `,"last":"`...)
+	if st.t.n > 0 {
+		dst = base64.StdEncoding.AppendEncode(dst, st.last[:])
+	}
+	dst = append(dst, `","edge":[`...)
+	first := true
+	for l := 63; l >= 0; l-- {
+		if st.t.n>>l&1 == 1 {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst = append(dst, '"')
+			dst = base64.StdEncoding.AppendEncode(dst, st.t.edge[l][:])
+			dst = append(dst, '"')
+		}
+	}
+	dst = append(dst, `],"unsealed":`...)
+	dst = strconv.AppendInt(dst, int64(st.unsealed), 10)
+	return append(dst, "}\n"...)
 }
 
 // catchUp returns the state of the file f's first size bytes, and whether
