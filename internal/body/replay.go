@@ -7,8 +7,9 @@ import (
 )
 
 // replayInline is how many bytes a Replay holds without a second
-// allocation: every cancel body a Google client sends ("{}", a name) fits.
-const replayInline = 256
+// allocation: every cancel body a Google client sends ("{}", a name) fits,
+// and with its slice and offset the Replay fills a 256-byte size class.
+const replayInline = 224
 
 // Replay is a request body the gateway has read, to be put back for the
 // upstream unchanged: it reads out the bytes read, then io.EOF. A body of
