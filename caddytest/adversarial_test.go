@@ -520,6 +520,8 @@ func adversarialShapes(t testing.TB) []advShape {
 			batchOf(httpPart("1", embedded("POST https://vault.googleapis.com"+vaultCancelX+" HTTP/1.1", ""))), expect(inPart(vaultExpect, "1"))),
 		shape("batch", "global batch endpoint, part names vault by Host", "cancel", "POST", wwwHost, "/batch",
 			batchOf(httpPart("1", embedded("POST "+vaultCancelX+" HTTP/1.1\nHost: vault.googleapis.com", ""))), expect(inPart(vaultExpect, "1"))),
+		shape("batch", "global batch endpoint, part's Host one Google does not serve", "ambiguous", "POST", wwwHost, "/batch",
+			batchOf(httpPart("1", embedded("POST "+vaultCancelX+" HTTP/1.1\nHost: vault.gopgleapis.com", "")))),
 		shape("batch", "global batch endpoint, storage cancel by servicePath", "cancel", "POST", wwwHost, "/batch",
 			batchOf(httpPart("1", embedded("POST /storage/v1/b/bkt/operations/o/cancel HTTP/1.1", ""))),
 			expect(advExpect{Protocol: "batch", Method: "storage.buckets.operations.cancel", Operation: "b/bkt/operations/o", Part: "1"})),

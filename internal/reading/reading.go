@@ -152,15 +152,17 @@ func (z *Reader) Read(r *http.Request) Reading {
 // batchHost is the batch's own Host. A part that is a cancel under some
 // reading and names another API than its batch reads two ways, except in
 // a batch to the global endpoint www.googleapis.com/batch, where each part
-// is read under the host it names. A part that is itself a batch reads
-// two ways too (the batch reader refuses those first).
+// is read under the host it names when Google serves that host; one that
+// names a host Google does not serve is read under the batch's host too,
+// as the endpoint may route it by its path alone. A part that is itself a
+// batch reads two ways too (the batch reader refuses those first).
 func (z *Reader) ReadPart(part *http.Request, named, batchHost, batchPath string) Reading {
 	if Passes(part) {
 		return Reading{}
 	}
 	global := isGlobalBatch(batchHost, batchPath)
 	other := ""
-	if named != "" && !global && z.cat.Service(named) != z.cat.Service(batchHost) {
+	if named != "" && (!global || !z.serves(named)) && z.cat.Service(named) != z.cat.Service(batchHost) {
 		other = batchHost
 	}
 	rd := z.read(part, part.Host, other)
