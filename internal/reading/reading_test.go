@@ -328,6 +328,16 @@ func FuzzReadPartAgreesWithReference(f *testing.F) {
 		{vault, "/batch", "POST /v1/operations/x:cancel;a=b HTTP/1.1\r\n"},
 		{vault, "/batch", "POST /$rpc/google.longrunning.Operations/CancelOperation HTTP/1.1\r\nContent-Type: application/json\r\n"},
 		{vault, "/batch", "GET /v1/matters HTTP/1.1\r\n"},
+		// The global batch endpoint's parts naming a host Google does not
+		// serve, or a Google host spelled otherwise.
+		{"www.googleapis.com", "/batch", "POST /v1/operations/x:cancel HTTP/1.1\r\nHost: vault.gopgleapis.com\r\n"},
+		{"www.googleapis.com", "/batch", "POST https://evil.example/v1/operations/x:cancel HTTP/1.1\r\n"},
+		{"www.googleapis.com", "/batch", "POST /v1/operations/x:cancel HTTP/1.1\r\nHost: googleapis.com.evil.example:443\r\n"},
+		{"www.googleapis.com", "/batch", "POST /v1/operations/x:cancel HTTP/1.1\r\nHost: VAULT.GOOGLEAPIS.COM.\r\n"},
+		{"WWW.GOOGLEAPIS.COM:443", "/batch", "POST /v1/operations/x/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\n"},
+		{"www.googleapis.com", "/BATCH", "POST /v1/operations/x:cancel HTTP/1.1\r\nHost: vault.gopgleapis.com\r\n"},
+		{"www.googleapis.com", "/batch", "GET /v1/operations/x:cancel?$httpMethod=POST HTTP/1.1\r\nHost: evil.example\r\n"},
+		{"www.googleapis.com", "/batch", "POST /$rpc/google.longrunning.Operations/CancelOperation HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\n"},
 	} {
 		f.Add(s[0], s[1], s[2])
 	}
