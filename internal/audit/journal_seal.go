@@ -149,16 +149,14 @@ func appendChainRecord(dst []byte, st *sealState) []byte {
 	}
 	dst = append(dst, `","edge":[`...)
 	first := true
-	for l := 63; l >= 0; l-- {
-		if st.t.n>>l&1 == 1 {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-			dst = append(dst, '"')
-			dst = base64.StdEncoding.AppendEncode(dst, st.t.edge[l][:])
-			dst = append(dst, '"')
+	for l := range edgeLevels(st.t.n) {
+		if !first {
+			dst = append(dst, ',')
 		}
+		first = false
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, st.t.edge[l][:])
+		dst = append(dst, '"')
 	}
 	dst = append(dst, `],"unsealed":`...)
 	dst = strconv.AppendInt(dst, int64(st.unsealed), 10)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"iter"
 	"math/bits"
 	"os"
 	"strconv"
@@ -86,13 +87,24 @@ func (t *tree) add(h tlog.Hash, store func(index int64, h tlog.Hash)) error {
 // root is the tree's RFC 6962 root hash.
 func (t *tree) root() (tlog.Hash, error) { return tlog.TreeHash(t.n, t) }
 
+// edgeLevels yields the levels of the right edge of a tree of n leaves,
+// largest subtree first: the order in which checkpoint lines and the
+// chain record write the edge, and read it back.
+func edgeLevels(n int64) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for l := 63; l >= 0; l-- {
+			if n>>l&1 == 1 && !yield(l) {
+				return
+			}
+		}
+	}
+}
+
 // edgeList is the right edge, largest subtree first.
 func (t *tree) edgeList() []string {
 	out := make([]string, 0, bits.OnesCount64(uint64(t.n)))
-	for l := 63; l >= 0; l-- {
-		if t.n>>l&1 == 1 {
-			out = append(out, base64.StdEncoding.EncodeToString(t.edge[l][:]))
-		}
+	for l := range edgeLevels(t.n) {
+		out = append(out, base64.StdEncoding.EncodeToString(t.edge[l][:]))
 	}
 	return out
 }
@@ -104,15 +116,13 @@ func treeFromEdge(n int64, edge []string) (tree, error) {
 		return tree{}, fmt.Errorf("a tree of %d leaves has %d edge hashes, not %d", n, bits.OnesCount64(uint64(max(n, 0))), len(edge))
 	}
 	i := 0
-	for l := 63; l >= 0; l-- {
-		if n>>l&1 == 1 {
-			h, err := parseHash(edge[i])
-			if err != nil {
-				return tree{}, fmt.Errorf("edge hash %d: %w", i, err)
-			}
-			t.edge[l] = h
-			i++
+	for l := range edgeLevels(n) {
+		h, err := parseHash(edge[i])
+		if err != nil {
+			return tree{}, fmt.Errorf("edge hash %d: %w", i, err)
 		}
+		t.edge[l] = h
+		i++
 	}
 	return t, nil
 }
