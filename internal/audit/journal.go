@@ -223,7 +223,15 @@ type Journal struct {
 	outage outage
 
 	// Owned by the flusher goroutine.
-	f        file     // nil after a file error, until reopened
+	f file // nil after a file error, until reopened
+	// fi is f's FileInfo as last read, for its identity; end is the size f
+	// had when this writer's last append was claimed, or -1 when unknown.
+	// While the file is still that long, nothing was appended since (an
+	// append, whole or torn, makes it longer; a writer taking one back
+	// truncates to where it began), so its last byte is that append's
+	// newline and the tail needs no reading.
+	fi       os.FileInfo
+	end      int64
 	presence presence // this writer's announcement; nil unless a regular file
 	closeErr error    // read by Close after stopped is closed
 }
@@ -316,7 +324,7 @@ func openJournal(path string, opts JournalOptions, fs fileSystem) (*Journal, err
 	if err != nil {
 		return nil, fmt.Errorf("open audit journal %s: %w", path, err)
 	}
-	j.f = f
+	j.setFile(f)
 	if j.seal != nil {
 		if err := j.checkSealable(); err != nil {
 			_ = f.Close()
@@ -719,7 +727,7 @@ func (j *Journal) closeFile() error {
 	var errs []error
 	if j.f != nil {
 		errs = append(errs, j.f.Close())
-		j.f = nil
+		j.setFile(nil)
 	}
 	if j.presence != nil {
 		errs = append(errs, j.presence.Close())
@@ -860,7 +868,7 @@ func (j *Journal) appendSync(b *batch) error {
 		if err != nil {
 			return fmt.Errorf("reopen: %w", err)
 		}
-		j.f = f
+		j.setFile(f)
 		if j.seal != nil {
 			j.seal.forget()
 		}
@@ -887,14 +895,16 @@ func (j *Journal) appendLocked(b *batch) error {
 	if err != nil {
 		return fmt.Errorf("stat: %w", err)
 	}
+	j.fi = fi
 	good := fi.Size()
-	if fi.Mode().IsRegular() {
+	if fi.Mode().IsRegular() && good != j.end {
 		// Another writer of this file may have failed to take back a torn
 		// line; appending after it would corrupt this batch's first line.
 		if good, err = j.repairTail(j.f, good); err != nil {
 			return err
 		}
 	}
+	j.end = -1 // until this append is claimed
 	if j.isExpired(b) {
 		// Its writers were told it failed: do not write it now.
 		return fmt.Errorf("not written: %w", ErrJournalTimeout)
@@ -940,7 +950,11 @@ func (j *Journal) appendLocked(b *batch) error {
 	}
 	// Decided while the lock is held, so that lines to take back are
 	// still the last of the file.
-	if !j.claim(b) {
+	claimed := j.claim(b)
+	if claimed && j.fi.Mode().IsRegular() {
+		j.end = good + int64(len(out))
+	}
+	if !claimed {
 		// Durable, but too late: the writers were told it failed.
 		err := j.f.Truncate(good)
 		if err == nil {
@@ -986,8 +1000,14 @@ func (j *Journal) rotated() bool {
 	if err != nil {
 		return true
 	}
-	ffi, err := j.f.Stat()
-	return err != nil || !os.SameFile(pfi, ffi)
+	ffi := j.fi // the open file's identity does not change
+	if ffi == nil {
+		if ffi, err = j.f.Stat(); err != nil {
+			return true
+		}
+		j.fi = ffi
+	}
+	return !os.SameFile(pfi, ffi)
 }
 
 // sealDue reports whether a checkpoint may have lines to seal: this
@@ -1003,7 +1023,12 @@ func (j *Journal) sealDue() bool {
 // drop closes the file after an error; the next batch reopens the path.
 func (j *Journal) drop() {
 	_ = j.f.Close() // the error that made us drop it is already reported
-	j.f = nil
+	j.setFile(nil)
+}
+
+// setFile makes f the open file, nothing yet known of it.
+func (j *Journal) setFile(f file) {
+	j.f, j.fi, j.end = f, nil, -1
 }
 
 // account logs the first failure of an outage, then at most one ERROR per

@@ -745,29 +745,44 @@ func TestJournalsShareOneFile(t *testing.T) {
 }
 
 func TestJournalMovesAsideATornLineOfAnotherWriter(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "journal")
-	fl, failing := openFaulty(t, path, JournalOptions{})
-	defer failing.Close()
-	other, err := OpenJournal(path, JournalOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	// Before its first append a writer reads the file's tail; after one,
+	// it knows where its append ended, and must still notice that the
+	// file has grown by another writer's torn line since.
+	for _, wroteBefore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("after an append of its own %v", wroteBefore), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "journal")
+			fl, failing := openFaulty(t, path, JournalOptions{})
+			defer failing.Close()
+			other, err := OpenJournal(path, JournalOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			var want []string
+			if wroteBefore {
+				if err := other.Write(record("before")); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, "before")
+			}
 
-	// Half a batch written, and the truncation that should take it back
-	// fails too: the file is left with a torn line.
-	fl.update(func(fl *faults) { fl.writeErr, fl.truncErr = syscall.ENOSPC, syscall.EIO })
-	if err := failing.Write(record("torn")); err == nil {
-		t.Fatal("Write succeeded through a failing file")
-	}
-	if err := other.Write(record("whole")); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := journalIDs(t, path), []string{"whole"}; !slices.Equal(got, want) {
-		t.Errorf("journal holds %q, want %q", got, want)
-	}
-	if torn, _ := filepath.Glob(path + ".torn.*"); len(torn) != 1 {
-		t.Errorf("torn copies %q, want one", torn)
+			// Half a batch written, and the truncation that should take it
+			// back fails too: the file is left with a torn line.
+			fl.update(func(fl *faults) { fl.writeErr, fl.truncErr = syscall.ENOSPC, syscall.EIO })
+			if err := failing.Write(record("torn")); err == nil {
+				t.Fatal("Write succeeded through a failing file")
+			}
+			if err := other.Write(record("whole")); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, "whole")
+			if got := journalIDs(t, path); !slices.Equal(got, want) {
+				t.Errorf("journal holds %q, want %q", got, want)
+			}
+			if torn, _ := filepath.Glob(path + ".torn.*"); len(torn) != 1 {
+				t.Errorf("torn copies %q, want one", torn)
+			}
+		})
 	}
 }
 
