@@ -950,11 +950,7 @@ func (j *Journal) appendLocked(b *batch) error {
 	}
 	// Decided while the lock is held, so that lines to take back are
 	// still the last of the file.
-	claimed := j.claim(b)
-	if claimed && j.fi.Mode().IsRegular() {
-		j.end = good + int64(len(out))
-	}
-	if !claimed {
+	if !j.claim(b) {
 		// Durable, but too late: the writers were told it failed.
 		err := j.f.Truncate(good)
 		if err == nil {
@@ -966,6 +962,7 @@ func (j *Journal) appendLocked(b *batch) error {
 		}
 		return fmt.Errorf("%w: appended late, and taken back", ErrJournalTimeout)
 	}
+	j.end = good + int64(len(out))
 	if j.seal != nil {
 		if err := j.seal.commit(next, out); err != nil {
 			// The lines are durable; only a rotation needs the record.
